@@ -1,0 +1,68 @@
+"""trio-comms' wire layer: bytes <-> frames <-> typed messages. Sans-IO; never imports trio.
+
+::
+
+    codec = channel.Codec([GetVariable, VariableResult])
+    wire = channel.encode_frame(channel.RequestFrame(id=1, body=codec.encode(GetVariable(key="k"))))
+
+    decoder = channel.FrameDecoder(channel.RequestFrame)
+    decoder.receive_data(wire)
+    frame = decoder.next_frame()          # RequestFrame(id=1, body={...}) or NEED_DATA
+    message = codec.decode(frame.body)    # GetVariable(key='k')
+"""
+
+from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
+from ._error_body import GENERIC_ERROR as GENERIC_ERROR
+from ._error_body import error_body as error_body
+from ._error_body import read_error_body as read_error_body
+from ._errors import ErrorReply as ErrorReply
+from ._errors import FrameTooLarge as FrameTooLarge
+from ._errors import LocalProtocolError as LocalProtocolError
+from ._errors import MessageDecodeError as MessageDecodeError
+from ._errors import MessageEncodeError as MessageEncodeError
+from ._errors import MessageError as MessageError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import TruncatedFrame as TruncatedFrame
+from ._frames import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
+from ._frames import END_OF_STREAM as END_OF_STREAM
+from ._frames import NEED_DATA as NEED_DATA
+from ._frames import DecoderEvent as DecoderEvent
+from ._frames import FrameDecoder as FrameDecoder
+from ._frames import RequestFrame as RequestFrame
+from ._frames import ResponseFrame as ResponseFrame
+from ._frames import encode_frame as encode_frame
+from ._frames import frame_head as frame_head
+from ._frames import pack_value as pack_value
+from ._messages import TAG_KEY as TAG_KEY
+from ._messages import Codec as Codec
+from ._messages import message_type_of as message_type_of
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "END_OF_STREAM",
+    "ERROR_RESPONSE_TYPE",
+    "GENERIC_ERROR",
+    "NEED_DATA",
+    "TAG_KEY",
+    "Codec",
+    "DecoderEvent",
+    "ErrorReply",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "LocalProtocolError",
+    "MessageDecodeError",
+    "MessageEncodeError",
+    "MessageError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RequestFrame",
+    "ResponseFrame",
+    "TruncatedFrame",
+    "encode_frame",
+    "error_body",
+    "frame_head",
+    "message_type_of",
+    "pack_value",
+    "read_error_body",
+]

@@ -1,0 +1,64 @@
+"""Error bodies: the ``error`` field of a response frame.
+
+On the wire an error is the map ``{"type": "ErrorResponse", "error": <code>,
+"detail": <map or nil>}``, the shape Apache Airflow's ``ErrorResponse`` has, so an
+Airflow peer reads our errors and we read its.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ._errors import ErrorReply, MessageDecodeError
+
+__all__ = ["ERROR_RESPONSE_TYPE", "GENERIC_ERROR", "error_body", "read_error_body"]
+
+ERROR_RESPONSE_TYPE: Final = "ErrorResponse"
+GENERIC_ERROR: Final = "GENERIC_ERROR"
+"""Airflow's code for an error that has no more specific one."""
+
+
+def error_body(error: BaseException) -> dict[str, Any]:
+    """The error map that answers a request which failed with ``error``.
+
+    An :class:`~channel.ErrorReply` keeps its own code and detail. Any other
+    exception becomes :data:`GENERIC_ERROR` with a detail naming the exception's
+    type and message, so the requester learns what went wrong without the
+    responder's traceback crossing the process boundary.
+    """
+    if isinstance(error, ErrorReply):
+        code, detail = error.code, error.detail
+    else:
+        code = GENERIC_ERROR
+        detail = {"error_type": type(error).__qualname__, "message": str(error)}
+    return {"type": ERROR_RESPONSE_TYPE, "error": code, "detail": detail}
+
+
+def read_error_body(error: object) -> tuple[str, dict[str, Any] | None]:
+    """Read an error map back into ``(code, detail)``.
+
+    A missing ``"type"`` is tolerated; a code that is an int (an enum's value) is
+    turned into its string.
+
+    Raises:
+        MessageDecodeError: ``error`` is not a map, its ``"type"`` is something other
+            than ``"ErrorResponse"``, its ``"error"`` code is missing or not a
+            string, or its ``"detail"`` is neither a map nor nil.
+    """
+    if type(error) is not dict:
+        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$", f"error is a {type(error).__name__}, not a map")
+    tag = error.get("type", ERROR_RESPONSE_TYPE)
+    if tag != ERROR_RESPONSE_TYPE:
+        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.type", f"expected {ERROR_RESPONSE_TYPE!r}, got {tag!r}")
+    code = error.get("error")
+    if type(code) is int:
+        code = str(code)
+    if type(code) is not str or not code:
+        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.error", f"error code must be a non-empty str, got {code!r}")
+    detail = error.get("detail")
+    if detail is not None and type(detail) is not dict:
+        raise MessageDecodeError(
+            ERROR_RESPONSE_TYPE, "$.detail", f"detail must be a map or nil, got {type(detail).__name__}"
+        )
+    return code, detail
+

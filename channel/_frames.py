@@ -1,0 +1,369 @@
+"""Frames: the length-prefixed msgpack arrays on the wire, and their incremental decoder.
+
+A frame is a 4-byte unsigned big-endian length ``N`` followed by ``N`` bytes of
+msgpack holding one array:
+
+- request:  ``[id, body]`` or ``[id, body, context_carrier]``
+- response: ``[id]``, ``[id, body]`` or ``[id, body, error]``
+
+Trailing empty fields are omitted when encoding, exactly as Apache Airflow's
+supervisor comms (msgspec with ``array_like=True, omit_defaults=True``) writes them,
+so either side can be an Airflow process.
+
+This module does no I/O: bytes go into :class:`FrameDecoder` and frames come out;
+:func:`encode_frame` turns a frame into bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import attrs
+import msgpack
+
+from ._errors import (
+    FrameTooLarge,
+    LocalProtocolError,
+    MessageEncodeError,
+    RemoteProtocolError,
+    TruncatedFrame,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DecoderEvent",
+    "END_OF_STREAM",
+    "NEED_DATA",
+    "FrameDecoder",
+    "RequestFrame",
+    "ResponseFrame",
+    "encode_frame",
+    "frame_head",
+    "pack_value",
+]
+
+DEFAULT_MAX_FRAME_SIZE: Final = 16 * 2**20
+"""The default limit on a frame's length prefix: 16 MiB."""
+
+_LENGTH = struct.Struct(">I")
+_MAX_LENGTH: Final = 2**32 - 1
+_MAX_ID: Final = 2**64 - 1
+_FIXARRAY: Final = 0x90
+
+
+class DecoderEvent(enum.Enum):
+    """What :meth:`FrameDecoder.next_frame` returns when it has no frame to give."""
+
+    NEED_DATA = "NEED_DATA"
+    """No whole frame is buffered yet: feed more bytes with ``receive_data``."""
+    END_OF_STREAM = "END_OF_STREAM"
+    """The stream ended cleanly, between two frames. Nothing more will come."""
+
+
+NEED_DATA: Final = DecoderEvent.NEED_DATA
+END_OF_STREAM: Final = DecoderEvent.END_OF_STREAM
+
+
+def _check_id(frame_id: object) -> str | None:
+    # bool is an int subclass, but msgpack sends it as true/false: not an id.
+    if type(frame_id) is not int:
+        return f"frame id must be an unsigned int, not {type(frame_id).__name__}"
+    if not 0 <= frame_id <= _MAX_ID:
+        return f"frame id {frame_id} is outside 0..2**64-1"
+    return None
+
+
+def _check_map(name: str, value: object) -> str | None:
+    if value is None or type(value) is dict:
+        return None
+    return f"frame {name} must be a map or nil, not {type(value).__name__}"
+
+
+def _raise_if(reason: str | None) -> None:
+    if reason is not None:
+        raise LocalProtocolError(reason)
+
+
+@attrs.frozen(kw_only=True)
+class RequestFrame:
+    """A request: ``[id, body]`` or ``[id, body, context_carrier]`` on the wire.
+
+    Raises:
+        LocalProtocolError: ``id`` is not an int in 0..2**64-1, or ``body`` or
+            ``context_carrier`` is neither a dict nor ``None``.
+    """
+
+    id: int
+    """Chosen by the requester; the response carries it back."""
+    body: dict[str, Any] | None
+    """The message as a map with a ``"type"`` key, or ``None``."""
+    context_carrier: dict[str, Any] | None = None
+    """Tracing context (for example OpenTelemetry's carrier); omitted when ``None``."""
+
+    def __attrs_post_init__(self) -> None:
+        _raise_if(
+            _check_id(self.id)
+            or _check_map("body", self.body)
+            or _check_map("context_carrier", self.context_carrier)
+        )
+
+    def _fields(self) -> tuple[object, ...]:
+        if self.context_carrier is None:
+            return (self.body,)
+        return (self.body, self.context_carrier)
+
+
+@attrs.frozen(kw_only=True)
+class ResponseFrame:
+    """A response: ``[id]``, ``[id, body]`` or ``[id, body, error]`` on the wire.
+
+    Raises:
+        LocalProtocolError: ``id`` is not an int in 0..2**64-1, or ``body`` or
+            ``error`` is neither a dict nor ``None``.
+    """
+
+    id: int
+    """The id of the request this answers (0 for an unsolicited hello)."""
+    body: dict[str, Any] | None = None
+    """The reply message as a map with a ``"type"`` key, or ``None``."""
+    error: dict[str, Any] | None = None
+    """An error map ``{"type": "ErrorResponse", "error": code, "detail": ...}``, or ``None``."""
+
+    def __attrs_post_init__(self) -> None:
+        _raise_if(
+            _check_id(self.id) or _check_map("body", self.body) or _check_map("error", self.error)
+        )
+
+    def _fields(self) -> tuple[object, ...]:
+        if self.error is not None:
+            return (self.body, self.error)
+        if self.body is not None:
+            return (self.body,)
+        return ()
+
+
+Frame = RequestFrame | ResponseFrame
+FrameT = TypeVar("FrameT", RequestFrame, ResponseFrame)
+
+
+def pack_value(value: object) -> bytes:
+    """Pack one value (a body, carrier or error map) into msgpack bytes.
+
+    Timezone-aware datetimes become msgpack Timestamp extensions, as msgspec (and so
+    Airflow) writes them.
+
+    Raises:
+        MessageEncodeError: msgpack cannot carry ``value`` (an unknown object type,
+            an int over 64 bits, a naive datetime, a cycle, ...).
+    """
+    try:
+        return msgpack.packb(value, datetime=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MessageEncodeError(f"cannot pack {type(value).__name__}: {exc}") from exc
+
+
+def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
+    """The bytes that go before a frame's already-packed fields.
+
+    A frame is ``frame_head(...)`` followed by its packed body (and carrier or error),
+    so a body packed once by its caller is never packed again: the writer sends the
+    head and the body side by side.
+
+    Args:
+        frame_id: the frame's id.
+        packed_fields: total length of the packed fields that follow the id.
+        field_count: how many fields follow the id (0, 1 or 2).
+
+    Raises:
+        LocalProtocolError: the id is not an int in 0..2**64-1, or the frame would be
+            longer than a 4-byte length prefix can say.
+    """
+    _raise_if(_check_id(frame_id))
+    packed_id = frame_id.to_bytes(1, "big") if frame_id < 0x80 else msgpack.packb(frame_id)
+    length = 1 + len(packed_id) + packed_fields
+    if length > _MAX_LENGTH:
+        raise LocalProtocolError(f"frame of {length} bytes does not fit a 4-byte length prefix")
+    return _LENGTH.pack(length) + bytes((_FIXARRAY | (1 + field_count),)) + packed_id
+
+
+def encode_frame(frame: Frame, *, max_frame_size: int | None = None) -> bytes:
+    """Encode a frame into its bytes on the wire (length prefix included).
+
+    ::
+
+        >>> encode_frame(ResponseFrame(id=0, body={"type": "StartTriggerer"}))
+        b'\\x00\\x00\\x00\\x17\\x92\\x00\\x81\\xa4type\\xaeStartTriggerer'
+
+    Raises:
+        MessageEncodeError: a field holds a value msgpack cannot carry.
+        LocalProtocolError: the frame is longer than ``max_frame_size`` (when given)
+            or than a 4-byte prefix can say.
+    """
+    fields = frame._fields()
+    packed = b"".join(pack_value(field) for field in fields)
+    data = frame_head(frame.id, len(packed), len(fields)) + packed
+    if max_frame_size is not None and len(data) - 4 > max_frame_size:
+        raise LocalProtocolError(
+            f"frame of {len(data) - 4} bytes exceeds max_frame_size={max_frame_size}"
+        )
+    return data
+
+
+class FrameDecoder(Generic[FrameT]):
+    """Turns bytes, in any chunking, into frames. Sans-IO, in the style of h11.
+
+    Feed it with :meth:`receive_data` (``b""`` means end of stream) and take frames
+    out with :meth:`next_frame` until it says :data:`NEED_DATA` or
+    :data:`END_OF_STREAM`::
+
+        decoder = FrameDecoder(ResponseFrame)
+        decoder.receive_data(chunk)
+        while isinstance(frame := decoder.next_frame(), ResponseFrame):
+            route(frame)
+
+    Guarantees:
+
+    - a length prefix over ``max_frame_size`` is rejected as soon as its 4 bytes are
+      in, before anything of that frame's body is buffered;
+    - once every whole frame has been taken out, at most one partial frame
+      (``4 + max_frame_size`` bytes) stays buffered;
+    - frames are parsed in place, so many frames in one chunk cost no copy each;
+    - after any error the decoder is failed for good and raises that same error
+      again on every later :meth:`next_frame`, like an h11 connection in ERROR.
+
+    Args:
+        frame_type: :class:`RequestFrame` to decode requests (a responder),
+            :class:`ResponseFrame` to decode responses (a requester).
+        max_frame_size: the largest length prefix accepted, in bytes.
+
+    Raises:
+        ValueError: ``max_frame_size`` is not a positive int, or ``frame_type`` is
+            neither frame class.
+    """
+
+    def __init__(
+        self, frame_type: type[FrameT], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    ) -> None:
+        if frame_type is RequestFrame:
+            self._arities: tuple[int, ...] = (2, 3)
+        elif frame_type is ResponseFrame:
+            self._arities = (1, 2, 3)
+        else:
+            raise ValueError(f"frame_type must be RequestFrame or ResponseFrame, not {frame_type!r}")
+        if type(max_frame_size) is not int or not 0 < max_frame_size <= _MAX_LENGTH:
+            raise ValueError(f"max_frame_size must be an int in 1..2**32-1, not {max_frame_size!r}")
+        self._frame_type = frame_type
+        self._max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._pos = 0  # start of the first unparsed frame in _buffer
+        self._consumed = 0  # stream offset of _buffer[0]
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame length this decoder accepts."""
+        return self._max_frame_size
+
+    @property
+    def buffered_size(self) -> int:
+        """How many received bytes are not yet part of a returned frame."""
+        return len(self._buffer) - self._pos
+
+    @property
+    def failed(self) -> RemoteProtocolError | None:
+        """The error that failed this decoder, or ``None`` while it is healthy."""
+        return self._error
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the peer; ``b""`` says the stream has ended.
+
+        Bytes received after a failure are dropped: a failed decoder buffers nothing.
+
+        Raises:
+            RuntimeError: more data after the end of stream was already reported.
+        """
+        if self._error is not None:
+            return
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after the end of stream")
+        if self._pos:
+            # Compact once per chunk, not once per frame.
+            del self._buffer[: self._pos]
+            self._consumed += self._pos
+            self._pos = 0
+        self._buffer += data
+
+    def next_frame(self) -> FrameT | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+        """Return the next whole frame, or :data:`NEED_DATA` / :data:`END_OF_STREAM`.
+
+        Raises:
+            FrameTooLarge: a length prefix is over ``max_frame_size``.
+            TruncatedFrame: the stream ended inside a frame.
+            RemoteProtocolError: a zero-length frame; bytes that are not one msgpack
+                value; a value that is not an array, or an array of the wrong
+                length; an id that is not an unsigned 64-bit int; a body, carrier or
+                error that is neither a map nor nil. The same error again on every
+                call after any of these.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer, pos = self._buffer, self._pos
+        available = len(buffer) - pos
+        if available >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, pos)
+            if length > self._max_frame_size:
+                self._fail(FrameTooLarge(length, self._max_frame_size, offset=self._consumed + pos))
+            if length == 0:
+                self._fail(RemoteProtocolError("zero-length frame", offset=self._consumed + pos))
+            end = pos + 4 + length
+            if end <= len(buffer):
+                frame = self._parse(pos + 4, end)
+                self._pos = end
+                return frame
+        if not self._eof:
+            return NEED_DATA
+        if available:
+            self._fail(TruncatedFrame(available, offset=self._consumed + pos))
+        return END_OF_STREAM
+
+    def _parse(self, start: int, end: int) -> FrameT:
+        offset = self._consumed + start - 4
+        with memoryview(self._buffer) as view, view[start:end] as payload:
+            try:
+                value = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
+            except Exception as exc:  # msgpack raises a zoo of types for garbage
+                self._fail(RemoteProtocolError(f"frame is not one msgpack value: {exc!r}", offset=offset))
+        if type(value) is not list:
+            self._fail(
+                RemoteProtocolError(f"frame is a msgpack {type(value).__name__}, not an array", offset=offset)
+            )
+        if len(value) not in self._arities:
+            kind = "request" if self._frame_type is RequestFrame else "response"
+            self._fail(
+                RemoteProtocolError(
+                    f"{kind} frame has {len(value)} elements, expected one of {self._arities}",
+                    offset=offset,
+                )
+            )
+        try:
+            if self._frame_type is RequestFrame:
+                return RequestFrame(id=value[0], body=value[1], context_carrier=value[2] if len(value) > 2 else None)  # type: ignore[return-value]
+            return ResponseFrame(  # type: ignore[return-value]
+                id=value[0],
+                body=value[1] if len(value) > 1 else None,
+                error=value[2] if len(value) > 2 else None,
+            )
+        except LocalProtocolError as exc:
+            self._fail(RemoteProtocolError(str(exc), offset=offset))
+
+    def _fail(self, error: RemoteProtocolError) -> Any:
+        self._error = error
+        self._buffer = bytearray()
+        self._pos = 0
+        raise error

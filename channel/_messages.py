@@ -1,0 +1,209 @@
+"""Messages and the codec: attrs classes <-> body maps tagged with ``"type"``.
+
+A message is an attrs class. A :class:`Codec` is built from the list of message
+classes one side may send or receive; it turns a message into a body map carrying
+its ``"type"`` tag and back, using a cattrs converter (cattrs' msgpack preconf
+converter, made strict about primitive types so that a wrong field type is an error
+rather than a silent ``int("5")``).
+
+Every decode failure, whatever cattrs or the body did, becomes one
+:class:`~channel.MessageDecodeError` naming the message type and the field path;
+every encode failure becomes one :class:`~channel.MessageEncodeError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.preconf.msgpack import make_converter
+
+from ._errors import MessageDecodeError, MessageEncodeError
+from ._frames import pack_value
+
+__all__ = ["TAG_KEY", "Codec", "message_type_of"]
+
+TAG_KEY = "type"
+"""The body key that names the message class, as in Airflow's comms."""
+
+
+def message_type_of(cls: type) -> str:
+    """The ``"type"`` tag of a message class.
+
+    The class name, unless the class sets ``__message_type__ = "OtherName"`` (for
+    example to keep a wire name stable while the Python name changes).
+    """
+    tag = cls.__dict__.get("__message_type__", cls.__name__)
+    if not isinstance(tag, str) or not tag:
+        raise TypeError(f"{cls.__qualname__}.__message_type__ must be a non-empty str, not {tag!r}")
+    return tag
+
+
+def _strict(expected: type, accepted: tuple[type, ...]) -> Callable[[Any, type], Any]:
+    """A structure hook that accepts only ``accepted`` (never bool as a number)."""
+
+    def structure(value: Any, _: type) -> Any:
+        if type(value) in accepted:
+            return expected(value) if type(value) is not expected else value
+        raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
+
+    return structure
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    # msgpack Timestamp extensions arrive as aware datetimes; numbers are what
+    # cattrs' own msgpack preconf converter writes, so accept those too.
+    if type(value) is datetime:
+        return value
+    if type(value) in (int, float):
+        return datetime.fromtimestamp(value, timezone.utc)
+    raise TypeError(f"expected datetime, got {type(value).__name__}")
+
+
+def _make_default_converter() -> cattrs.Converter:
+    converter = make_converter()
+    for expected, accepted in (
+        (int, (int,)),
+        (float, (float, int)),
+        (str, (str,)),
+        (bool, (bool,)),
+        (bytes, (bytes,)),
+    ):
+        converter.register_structure_hook(expected, _strict(expected, accepted))
+    # Aware datetimes travel as msgpack Timestamp extensions (what msgspec, and so
+    # Airflow, writes); pack_value rejects naive ones with a MessageEncodeError.
+    converter.register_unstructure_hook(datetime, lambda value: value)
+    converter.register_structure_hook(datetime, _structure_datetime)
+    return converter
+
+
+def _first_failure(error: Exception) -> tuple[str, str]:
+    """Path and reason of the first leaf failure inside a cattrs error."""
+    try:
+        messages = cattrs.transform_error(error, path="$")
+    except Exception:  # transform_error only knows cattrs' own error types
+        messages = []
+    if not messages:
+        return "$", f"{type(error).__name__}: {error}"
+    reason, _, path = messages[0].rpartition(" @ ")
+    if len(messages) > 1:
+        reason += f" (and {len(messages) - 1} more)"
+    return path or "$", reason or messages[0]
+
+
+class Codec:
+    """Turns messages into body maps with a ``"type"`` tag, and back.
+
+    ::
+
+        @attrs.frozen
+        class GetVariable:
+            key: str
+
+        codec = Codec([GetVariable, VariableResult])
+        codec.encode(GetVariable(key="k"))      # {"key": "k", "type": "GetVariable"}
+        codec.decode({"type": "GetVariable", "key": "k"})  # GetVariable(key='k')
+
+    Nested attrs classes, optional fields, lists, dicts, sets and aware datetimes
+    work. Keys in a body that the class does not have are ignored, so a peer may add
+    fields without breaking an older reader.
+
+    Args:
+        message_classes: the attrs classes this codec knows.
+        converter: a cattrs converter to use instead of the default (cattrs' msgpack
+            preconf converter with strict primitive types).
+
+    Raises:
+        TypeError: a class is not an attrs class, or has a ``"type"`` field (the tag
+            key would shadow it).
+        ValueError: two classes have the same ``"type"`` tag, or the list is empty.
+    """
+
+    def __init__(
+        self, message_classes: Iterable[type], *, converter: cattrs.Converter | None = None
+    ) -> None:
+        self._converter = converter if converter is not None else _make_default_converter()
+        self._classes: dict[str, type] = {}
+        self._tags: dict[type, str] = {}
+        self._unstructure: dict[type, Callable[[Any], Any]] = {}
+        self._structure: dict[type, Callable[[Any, type], Any]] = {}
+        # cattrs' configure_tagged_union would do this dispatch for us, but it needs
+        # a union of at least two classes and reports an unknown or missing tag as a
+        # bare KeyError; owning the tag -> hook table gives one error type with the tag.
+        for cls in message_classes:
+            if not (isinstance(cls, type) and attrs.has(cls)):
+                raise TypeError(f"message classes must be attrs classes, not {cls!r}")
+            if any(field.name == TAG_KEY for field in attrs.fields(cls)):
+                raise TypeError(f"{cls.__qualname__} has a field named {TAG_KEY!r}, the tag key")
+            tag = message_type_of(cls)
+            if tag in self._classes:
+                raise ValueError(
+                    f"{cls.__qualname__} and {self._classes[tag].__qualname__} share the tag {tag!r}"
+                )
+            self._classes[tag] = cls
+            self._tags[cls] = tag
+            self._unstructure[cls] = self._converter.get_unstructure_hook(cls)
+            self._structure[cls] = self._converter.get_structure_hook(cls)
+        if not self._classes:
+            raise ValueError("a codec needs at least one message class")
+
+    @property
+    def message_types(self) -> Mapping[str, type]:
+        """The known classes by their ``"type"`` tag."""
+        return dict(self._classes)
+
+    def encode(self, message: object) -> dict[str, Any]:
+        """Turn a message into its body map, ``"type"`` tag included.
+
+        Raises:
+            MessageEncodeError: ``message`` is not an instance of one of this
+                codec's classes, or cattrs cannot unstructure one of its fields.
+        """
+        cls = type(message)
+        unstructure = self._unstructure.get(cls)
+        if unstructure is None:
+            raise MessageEncodeError(f"{cls.__qualname__} is not a message class of this codec")
+        try:
+            body = unstructure(message)
+        except Exception as exc:
+            raise MessageEncodeError(f"cannot encode {cls.__qualname__}: {exc!r}") from exc
+        body[TAG_KEY] = self._tags[cls]
+        return body
+
+    def pack(self, message: object) -> bytes:
+        """Encode a message and pack its body into msgpack bytes, ready to frame.
+
+        This is what a caller does once per request: the channel sends these bytes
+        as they are and never packs the body again.
+
+        Raises:
+            MessageEncodeError: as :meth:`encode`, or a field value msgpack cannot
+                carry (an int over 64 bits, a naive datetime, an unknown object).
+        """
+        return pack_value(self.encode(message))
+
+    def decode(self, body: object) -> Any:
+        """Turn a body map back into its message.
+
+        Raises:
+            MessageDecodeError: ``body`` is not a map; its ``"type"`` is missing, not
+                a string or not one of this codec's tags; a field is missing or has
+                the wrong type. The error names the type and the field path.
+        """
+        if type(body) is not dict:
+            raise MessageDecodeError(None, "$", f"body is a {type(body).__name__}, not a map")
+        tag = body.get(TAG_KEY)
+        if type(tag) is not str:
+            reason = "missing" if tag is None else f"a {type(tag).__name__}, not a str"
+            raise MessageDecodeError(None, f"$.{TAG_KEY}", f"the type tag is {reason}")
+        cls = self._classes.get(tag)
+        if cls is None:
+            raise MessageDecodeError(tag, f"$.{TAG_KEY}", f"unknown message type {tag!r}")
+        try:
+            return self._structure[cls](body, cls)
+        except Exception as exc:
+            path, reason = _first_failure(exc)
+            raise MessageDecodeError(tag, path, reason) from exc

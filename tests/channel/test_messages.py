@@ -1,0 +1,181 @@
+"""The codec: round trips, tags, and one decode error type with a field path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channel import (
+    Codec,
+    FrameDecoder,
+    MessageDecodeError,
+    MessageEncodeError,
+    RequestFrame,
+    encode_frame,
+    message_type_of,
+)
+
+
+@attrs.frozen
+class Inner:
+    xs: list[int]
+    tags: set[str] = attrs.field(factory=set)
+
+
+@attrs.frozen
+class GetTaskStates:
+    dag_id: str
+    run_ids: list[str] | None = None
+    inner: Inner | None = None
+    when: dt.datetime | None = None
+    extra: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class TaskStatesResult:
+    __message_type__: ClassVar[str] = "TaskStatesResult"
+    states: dict[str, str]
+    ok: bool = True
+
+
+@attrs.frozen
+class Renamed:
+    __message_type__: ClassVar[str] = "WireName"
+    n: int
+
+
+CODEC = Codec([GetTaskStates, TaskStatesResult, Renamed])
+
+aware = st.datetimes(
+    min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.timezone.utc)
+)
+int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+messages = st.builds(
+    GetTaskStates,
+    dag_id=st.text(max_size=20),
+    run_ids=st.none() | st.lists(st.text(max_size=5), max_size=3),
+    inner=st.none() | st.builds(Inner, xs=st.lists(int64, max_size=4), tags=st.sets(st.text(max_size=3), max_size=3)),
+    when=st.none() | aware,
+    extra=st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False), max_size=3),
+) | st.builds(Renamed, n=int64)
+
+
+def through_the_wire(body: dict) -> dict:
+    decoder = FrameDecoder(RequestFrame)
+    decoder.receive_data(encode_frame(RequestFrame(id=1, body=body)))
+    frame = decoder.next_frame()
+    assert isinstance(frame, RequestFrame) and frame.body is not None
+    return frame.body
+
+
+@given(messages)
+def test_any_message_round_trips_through_the_wire(message: object) -> None:
+    assert CODEC.decode(through_the_wire(CODEC.encode(message))) == message
+
+
+def test_encode_tags_the_body_with_the_class_name() -> None:
+    body = CODEC.encode(GetTaskStates(dag_id="d"))
+    assert body["type"] == "GetTaskStates" and body["dag_id"] == "d"
+
+
+def test_message_type_override_is_the_wire_tag() -> None:
+    assert message_type_of(Renamed) == "WireName"
+    assert CODEC.encode(Renamed(n=1)) == {"n": 1, "type": "WireName"}
+    assert CODEC.decode({"type": "WireName", "n": 1}) == Renamed(n=1)
+    with pytest.raises(MessageDecodeError, match="unknown message type 'Renamed'"):
+        CODEC.decode({"type": "Renamed", "n": 1})
+
+
+def test_unknown_keys_are_ignored_for_forward_compatibility() -> None:
+    assert CODEC.decode({"type": "WireName", "n": 1, "added_later": [1]}) == Renamed(n=1)
+
+
+def test_pack_equals_pack_of_encode() -> None:
+    import msgpack
+
+    message = GetTaskStates(dag_id="d", run_ids=["a"])
+    assert msgpack.unpackb(CODEC.pack(message)) == CODEC.encode(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message_type", "path", "reason"),
+    [
+        ([1], None, "$", "not a map"),
+        ({"dag_id": "d"}, None, "$.type", "missing"),
+        ({"type": 3}, None, "$.type", "a int, not a str"),
+        ({"type": "Nope"}, "Nope", "$.type", "unknown message type"),
+        ({"type": "GetTaskStates"}, "GetTaskStates", "$.dag_id", "required field missing"),
+        ({"type": "GetTaskStates", "dag_id": 5}, "GetTaskStates", "$.dag_id", "expected str"),
+        (
+            {"type": "GetTaskStates", "dag_id": "d", "inner": {"xs": [1, "q"]}},
+            "GetTaskStates",
+            "$.inner.xs[1]",
+            "expected int",
+        ),
+        ({"type": "WireName", "n": "5"}, "WireName", "$.n", "expected int"),
+        ({"type": "WireName", "n": True}, "WireName", "$.n", "expected int"),
+        ({"type": "TaskStatesResult", "states": {"a": 1}}, "TaskStatesResult", "$.states['a']", "expected str"),
+        ({"type": "GetTaskStates", "dag_id": "d", "when": "today"}, "GetTaskStates", "$.when", ""),
+    ],
+)
+def test_every_decode_failure_is_one_error_with_type_and_path(
+    body: object, message_type: str | None, path: str, reason: str
+) -> None:
+    with pytest.raises(MessageDecodeError) as info:
+        CODEC.decode(body)
+    error = info.value
+    assert (error.message_type, error.path) == (message_type, path)
+    assert reason in error.reason
+    assert path in str(error)
+
+
+def test_encode_of_a_foreign_class_raises_in_the_caller() -> None:
+    with pytest.raises(MessageEncodeError, match="Inner is not a message class"):
+        CODEC.encode(Inner(xs=[]))
+
+
+def test_pack_of_a_naive_datetime_raises_encode_error() -> None:
+    with pytest.raises(MessageEncodeError, match="tzinfo"):
+        CODEC.pack(GetTaskStates(dag_id="d", when=dt.datetime(2024, 1, 1)))
+
+
+def test_pack_of_an_int_over_64_bits_raises_encode_error() -> None:
+    with pytest.raises(MessageEncodeError):
+        CODEC.pack(Renamed(n=2**70))
+
+
+def test_numbers_are_accepted_as_datetimes_for_preconf_peers() -> None:
+    decoded = CODEC.decode({"type": "GetTaskStates", "dag_id": "d", "when": 0})
+    assert decoded.when == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def test_codec_construction_errors() -> None:
+    @attrs.frozen
+    class HasType:
+        type: str
+
+    @attrs.frozen
+    class Clash:
+        __message_type__: ClassVar[str] = "WireName"
+
+    class NotAttrs:
+        pass
+
+    with pytest.raises(TypeError, match="field named 'type'"):
+        Codec([HasType])
+    with pytest.raises(ValueError, match="share the tag 'WireName'"):
+        Codec([Renamed, Clash])
+    with pytest.raises(TypeError, match="attrs classes"):
+        Codec([NotAttrs])
+    with pytest.raises(ValueError, match="at least one"):
+        Codec([])
+
+
+def test_single_class_codec_works() -> None:
+    codec = Codec([Renamed])
+    assert codec.decode(codec.encode(Renamed(n=4))) == Renamed(n=4)
