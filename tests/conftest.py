@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import os
+
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
 
 from tests.actors.helpers import socket_stream_pair
+
+# "ci" keeps make test well under its time budget; "soak" (make soak) digs deeper.
+settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("soak", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -1,0 +1,45 @@
+"""The routing property: whatever the callers and the peer do, every caller gets
+exactly its own reply or the documented error for what happened, within its deadline,
+the stream stays in sync, and the statistics add up.
+
+The same property, pointed at a deliberately broken requester modelled on Airflow
+3.1.8, must find a misrouted reply: that is the proof this test can fail.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, find, given, settings
+
+from .broken_reference import LockedComms
+from .scenario import Scenario, run_reference, run_trio_comms, scenarios, violations
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios())
+def test_every_caller_gets_its_own_reply_or_a_documented_error(scenario: Scenario) -> None:
+    records, extra = run_trio_comms(scenario)
+    problems = violations(records) + extra
+    assert not problems, "\n".join(problems)
+
+
+# Generation only (no shrinking): the first scenario that shows a misroute is enough.
+REFERENCE_BUDGET = 60
+
+
+def test_the_property_catches_the_broken_reference() -> None:
+    def misroutes(scenario: Scenario) -> bool:
+        records, _ = run_reference(scenario, LockedComms)
+        return any(problem.startswith("misrouted") for problem in violations(records))
+
+    found = find(
+        scenarios(),
+        misroutes,
+        settings=settings(
+            max_examples=REFERENCE_BUDGET,
+            phases=[Phase.generate],
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    assert found.callers
