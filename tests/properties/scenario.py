@@ -332,7 +332,8 @@ def run_trio_comms(scenario: Scenario) -> tuple[list[CallRecord], list[str]]:
                 async with trio.open_nursery() as nursery:
                     for records in per_caller:
                         nursery.start_soon(_trio_caller, comms, records)
-            if not peer.flush_late():
+            # Wait in a thread: this loop must keep reading while the peer writes.
+            if not await trio.to_thread.run_sync(peer.flush_late):
                 extra.append("overdue: the peer never flushed its late replies")
             # The stream is still in sync: a fresh call after everything works.
             try:
