@@ -7,6 +7,7 @@ threads, so a hang is a failure with a traceback rather than a stuck CI run.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -156,3 +157,37 @@ async def comms_and_responder(handler: Any = echo_handler, **options: Any) -> As
 
 def stdlib_socketpair() -> tuple[socket.socket, socket.socket]:
     return socket.socketpair()
+
+
+async def start_calls_of_every_kind(
+    comms: actors.Comms, peer: FakePeer, nursery: trio.Nursery, *, timeout: float | None = None
+) -> dict[str, object]:
+    """Start a trio, a thread and an asyncio call; return once the peer has all three.
+
+    The returned dict fills in with each call's reply or exception as they end.
+    """
+    outcomes: dict[str, object] = {}
+
+    async def record(kind: str, fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            outcomes[kind] = await fn()
+        except Exception as exc:
+            outcomes[kind] = exc
+
+    nursery.start_soon(record, "trio", lambda: comms.asend(Echo(text="trio"), timeout))
+    nursery.start_soon(record, "thread", lambda: trio.to_thread.run_sync(comms.send, Echo(text="thread"), timeout))
+    nursery.start_soon(
+        record, "asyncio", lambda: trio.to_thread.run_sync(asyncio.run, comms.asend(Echo(text="asyncio"), timeout))
+    )
+    await peer.receive_n(3)
+    return outcomes
+
+
+async def assert_new_channel_works() -> None:
+    """After a fault, a fresh channel to a fresh responder answers."""
+    with trio.fail_after(TEST_TIMEOUT):
+        ours, theirs = socket_stream_pair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actors.serve, theirs, CODEC, echo_handler)
+            async with actors.open_comms(ours, CODEC) as comms:
+                assert await comms.asend(Echo(text="fresh")) == Echoed(text="fresh")

@@ -14,28 +14,9 @@ import trio.testing
 
 import actors
 
-from .helpers import CODEC, TEST_TIMEOUT, Echo, FakePeer, comms_and_peer
+from .helpers import CODEC, TEST_TIMEOUT, Echo, FakePeer, comms_and_peer, start_calls_of_every_kind
 
 CLOSE_BOUND = 1.0  # seconds a pending call may take to fail once the cause happens
-
-
-async def _pending_calls_of_every_kind(comms: actors.Comms, peer: FakePeer, nursery: trio.Nursery) -> dict[str, object]:
-    """Start a trio, a thread and an asyncio call; return once the peer has all three."""
-    outcomes: dict[str, object] = {}
-
-    async def record(kind: str, fn) -> None:  # type: ignore[no-untyped-def]
-        try:
-            outcomes[kind] = await fn()
-        except Exception as exc:
-            outcomes[kind] = exc
-
-    nursery.start_soon(record, "trio", lambda: comms.asend(Echo(text="trio")))
-    nursery.start_soon(record, "thread", lambda: trio.to_thread.run_sync(comms.send, Echo(text="thread")))
-    nursery.start_soon(
-        record, "asyncio", lambda: trio.to_thread.run_sync(asyncio.run, comms.asend(Echo(text="asyncio")))
-    )
-    await peer.receive_n(3)
-    return outcomes
 
 
 async def _later_calls_fail(comms: actors.Comms, cause_type: type) -> None:
@@ -60,7 +41,7 @@ async def test_peer_eof_fails_pending_and_later_calls() -> None:
     with trio.fail_after(TEST_TIMEOUT):
         async with comms_and_peer() as (comms, peer):
             async with trio.open_nursery() as nursery:
-                outcomes = await _pending_calls_of_every_kind(comms, peer, nursery)
+                outcomes = await start_calls_of_every_kind(comms, peer, nursery)
                 with trio.fail_after(CLOSE_BOUND):
                     await peer.close()
                     await comms.state.wait_value(actors.ChannelState.CLOSED)
@@ -76,7 +57,7 @@ async def test_peer_garbage_closes_with_the_protocol_error() -> None:
     with trio.fail_after(TEST_TIMEOUT):
         async with comms_and_peer() as (comms, peer):
             async with trio.open_nursery() as nursery:
-                outcomes = await _pending_calls_of_every_kind(comms, peer, nursery)
+                outcomes = await start_calls_of_every_kind(comms, peer, nursery)
                 with trio.fail_after(CLOSE_BOUND):
                     await peer.send_raw(struct.pack(">I", 3) + b"\xc1\xc1\xc1")
                     await comms.state.wait_value(actors.ChannelState.CLOSED)
@@ -134,7 +115,7 @@ async def test_socket_error_closes_with_that_error(stream_pair) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         async with actors.open_comms(breakable, CODEC) as comms:
             async with trio.open_nursery() as nursery:
-                outcomes = await _pending_calls_of_every_kind(comms, peer, nursery)
+                outcomes = await start_calls_of_every_kind(comms, peer, nursery)
                 with trio.fail_after(CLOSE_BOUND):
                     breakable.broken.set()
                     await comms.state.wait_value(actors.ChannelState.CLOSED)
@@ -146,7 +127,7 @@ async def test_aclose_fails_pending_calls_and_is_idempotent() -> None:
     with trio.fail_after(TEST_TIMEOUT):
         async with comms_and_peer() as (comms, peer):
             async with trio.open_nursery() as nursery:
-                outcomes = await _pending_calls_of_every_kind(comms, peer, nursery)
+                outcomes = await start_calls_of_every_kind(comms, peer, nursery)
                 with trio.fail_after(CLOSE_BOUND):
                     await comms.aclose()
             assert comms.state.value is actors.ChannelState.CLOSED
