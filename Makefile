@@ -21,5 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Not part of make test: the property tests at the soak profile, then a million requests.
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q tests/properties
+	$(BIN)/python -m tests.soak --requests 1000000
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
