@@ -21,9 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
 # Not part of make test: the property tests at the soak profile, then a million requests.
 soak: $(STAMP)
-	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q tests/properties
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o faulthandler_timeout=0 tests/properties
 	$(BIN)/python -m tests.soak --requests 1000000
 
 clean:

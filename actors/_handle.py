@@ -131,8 +131,29 @@ class Comms:
             RuntimeError: awaited outside trio and asyncio.
         """
         actor = self._actor
-        if threading.get_ident() == actor.thread_id and trio.lowlevel.in_trio_task():
-            return await self._asend_trio(message, self._timeout(timeout))
+        if threading.get_ident() != actor.thread_id or not trio.lowlevel.in_trio_task():
+            return await self._asend_elsewhere(message, timeout)
+        # A trio task of the actor's own run: the hot path, inline (one coroutine
+        # less per call), everything on this thread.
+        timeout = self._timeout(timeout)
+        body = self._pack(message)
+        if actor.cause is not None:
+            actor.calls_closed += 1
+            raise closed_error(actor.cause)
+        slot = TrioSlot(body, trio.lowlevel.current_task(), actor.abandon)
+        actor.submit(slot)
+        try:
+            if timeout is None:
+                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+            with trio.move_on_after(timeout):
+                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+        except trio.Cancelled:
+            actor.calls_cancelled += 1
+            raise
+        actor.calls_timed_out += 1
+        raise RequestTimeout(timeout)
+
+    async def _asend_elsewhere(self, message: object, timeout: float | None) -> Any:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -145,32 +166,6 @@ class Comms:
                 functools.partial(self.send, message, timeout=timeout), abandon_on_cancel=True
             )
         raise RuntimeError("asend() must be awaited in a trio task or an asyncio coroutine")
-
-    async def _asend_trio(self, message: object, timeout: float | None) -> Any:
-        actor = self._actor
-        body = self._pack(message)
-        if actor.cause is not None:
-            actor.calls_closed += 1
-            raise closed_error(actor.cause)
-        slot = TrioSlot(body, trio.lowlevel.current_task())
-        actor.submit(slot)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            # A slot the actor resolved is never aborted, so this claim always wins.
-            slot.try_claim()
-            actor.abandon(slot)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        try:
-            if timeout is None:
-                return await trio.lowlevel.wait_task_rescheduled(abort)
-            with trio.move_on_after(timeout):
-                return await trio.lowlevel.wait_task_rescheduled(abort)
-        except trio.Cancelled:
-            actor.calls_cancelled += 1
-            raise
-        actor.calls_timed_out += 1
-        raise RequestTimeout(timeout)
 
     async def _asend_asyncio(self, loop: asyncio.AbstractEventLoop, message: object, timeout: float | None) -> Any:
         actor = self._actor

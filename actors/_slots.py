@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import outcome
@@ -67,12 +68,23 @@ class ReplySlot:
 class TrioSlot(ReplySlot):
     """A slot for a task of the actor's own trio run: everything happens on one thread."""
 
-    __slots__ = ("claimed", "task")
+    __slots__ = ("abandon", "claimed", "task")
 
-    def __init__(self, body: bytes, task: trio.lowlevel.Task) -> None:
+    def __init__(self, body: bytes, task: trio.lowlevel.Task, abandon: Callable[[ReplySlot], None]) -> None:
         super().__init__(body)
         self.task = task
+        self.abandon = abandon
         self.claimed = False
+
+    def abort(self, _: object) -> trio.lowlevel.Abort:
+        """``wait_task_rescheduled``'s abort function: the caller was cancelled.
+
+        A slot the actor resolved is never aborted, so this claim always wins. (A
+        method rather than a closure per call: it is part of every trio call's cost.)
+        """
+        self.claimed = True
+        self.abandon(self)
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def try_claim(self) -> bool:
         if self.claimed:

@@ -1,0 +1,146 @@
+"""``make bench``: trio-comms side by side with the designs people use today.
+
+Every trial runs in a fresh process against its own echo peer process over a
+socketpair, with ~100-byte bodies, and every caller checks that each reply is its
+own. Candidates are interleaved (A B C ... A B C ...) and repeated; the table quotes
+medians and the ratios of trio-comms to each reference and to the limit. Results are
+printed as markdown and saved as JSON under benchmarks/results/.
+
+    python -m benchmarks.run [--repeats 3] [--seconds 1.0] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+TASK_LEVELS = [1, 10, 100, 1000]
+THREAD_LEVELS = [1, 10, 100]
+GRID: list[tuple[str, list[int]]] = [
+    ("trio-comms: trio tasks", TASK_LEVELS),
+    ("trio-comms: threads (send)", THREAD_LEVELS),
+    ("trio-comms: asyncio loop in a thread", TASK_LEVELS),
+    ("trio-comms: comms_in_thread from asyncio", TASK_LEVELS),
+    ("reference: lock-serialized threads", THREAD_LEVELS),
+    ("reference: asyncio pending futures, coroutines", TASK_LEVELS),
+    ("reference: asyncio pending futures, threads", THREAD_LEVELS),
+    ("limit: raw socket, K frames per sendall", TASK_LEVELS),
+]
+
+
+def child(module: str, *args: object) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(trials: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(t[key] for t in trials) for key in trials[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--quick", action="store_true", help="one repeat, short trials (a smoke run)")
+    args = parser.parse_args()
+    repeats, seconds = (1, 0.3) if args.quick else (args.repeats, args.seconds)
+
+    cells = [(name, level) for name, levels in GRID for level in levels]
+    trials: dict[str, list[dict[str, float]]] = {}
+    for repeat in range(repeats):
+        print(f"round {repeat + 1}/{repeats}: {len(cells)} trials", file=sys.stderr, flush=True)
+        for name, level in cells:  # interleaved: every candidate once per round
+            trials.setdefault(f"{name}|{level}", []).append(child("benchmarks.trial", name, level, seconds))
+        for kind in ("responder-concurrent", "responder-serial"):
+            trials.setdefault(kind, []).append(child("benchmarks.extras", kind, seconds * 2))
+        for callers in (100, 1000, 10000):
+            trials.setdefault(f"scale|{callers}", []).append(child("benchmarks.extras", "scale", callers, seconds * 2))
+    memory = child("benchmarks.extras", "memory", 10000)
+
+    medians = {key: median_of(value) for key, value in trials.items()}
+    wrong = sum(t["wrong"] for value in trials.values() for t in value)
+    report = render(medians, memory, repeats, seconds, wrong)
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    payload = {
+        "date": stamp,
+        "machine": machine(),
+        "repeats": repeats,
+        "seconds": seconds,
+        "medians": medians,
+        "memory": memory,
+        "misrouted": wrong,
+        "report": report,
+    }
+    path = RESULTS / ("quick.json" if args.quick else f"{stamp}.json")
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nsaved {path.relative_to(ROOT)}")
+    if wrong:
+        raise SystemExit(f"{wrong} replies were not their caller's own")
+
+
+def machine() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores"
+
+
+def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: int, seconds: float, wrong: int) -> str:
+    lines = [
+        f"Medians of {repeats} interleaved runs of {seconds:g} s each; {machine()}; replies not their caller's own: {wrong}.",
+        "",
+        "| candidate | concurrency | req/s | p50 µs | p99 µs | client CPU µs/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, levels in GRID:
+        for level in levels:
+            r = m[f"{name}|{level}"]
+            lines.append(
+                f"| {name} | {level} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['cpu_us']:.1f} |"
+            )
+
+    def ratio(a: str, b: str) -> str:
+        return f"{m[a]['rps'] / m[b]['rps']:.2f}×" if m[b]["rps"] else "n/a"
+
+    tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
+    futures_c, futures_t = "reference: asyncio pending futures, coroutines", "reference: asyncio pending futures, threads"
+    lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall"
+    lines += ["", "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |", "| --- |" + " ---: |" * 4]
+    lines.append("| trio tasks / asyncio pending futures (coroutines) | " + " | ".join(ratio(f"{tasks}|{c}", f"{futures_c}|{c}") for c in TASK_LEVELS) + " |")
+    lines.append("| trio tasks / raw limit | " + " | ".join(ratio(f"{tasks}|{c}", f"{limit}|{c}") for c in TASK_LEVELS) + " |")
+    lines.append("| threads / asyncio pending futures (threads) | " + " | ".join(ratio(f"{threads}|{c}", f"{futures_t}|{c}") for c in THREAD_LEVELS) + " | |")
+    lines.append("| threads / lock-serialized | " + " | ".join(ratio(f"{threads}|{c}", f"{lock}|{c}") for c in THREAD_LEVELS) + " | |")
+    tail = [
+        f"{name} p99/p50 at 100 threads: {m[f'{name}|100']['p99_us'] / m[f'{name}|100']['p50_us']:.1f}×"
+        for name in (threads, futures_t, lock)
+    ]
+    conc, serial = m["responder-concurrent"], m["responder-serial"]
+    scale = {c: m[f"scale|{c}"] for c in (100, 1000, 10000)}
+    lines += [
+        "",
+        "- " + "; ".join(tail),
+        f"- responder, 100 callers, 5 ms handlers: serve {conc['rps']:,.0f} req/s vs serial {serial['rps']:,.0f} req/s "
+        f"= {conc['rps'] / serial['rps']:.0f}×",
+        f"- memory with 10,000 requests pending: {memory['channel_bytes_per_pending']:,.0f} B per request held by the "
+        f"channel (slot, in-flight entry, packed body); {memory['traced_bytes_per_pending']:,.0f} B traced in all and "
+        f"{memory['rss_bytes_per_pending']:,.0f} B of RSS, the caller's own trio task included",
+        "- scale, trio callers: "
+        + ", ".join(f"{c:,}: {r['rps']:,.0f} req/s, p99 {r['p99_us'] / 1000:,.1f} ms" for c, r in scale.items())
+        + f" (10,000 vs 100: {scale[10000]['rps'] / scale[100]['rps'] - 1:+.0%})",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
