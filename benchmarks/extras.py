@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import actors
 from channel import NEED_DATA, FrameDecoder, RequestFrame, ResponseFrame, encode_frame
 
 from .common import CODEC, Recorder, new_ping, start_echo_peer
+from .trial import trio_callers
 
 HANDLER_SECONDS = 0.005
 RESPONDER_CALLERS = 100
@@ -64,18 +64,7 @@ def responder(kind: str, seconds: float) -> dict[str, float]:
     async def main() -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
         async with actors.open_comms(stream, CODEC) as comms:
-
-            async def caller() -> None:
-                while True:
-                    ping = new_ping()
-                    start = time.perf_counter()
-                    reply = await comms.asend(ping)
-                    if not rec.record(start, time.perf_counter(), ping, reply):
-                        return
-
-            async with trio.open_nursery() as nursery:
-                for _ in range(RESPONDER_CALLERS):
-                    nursery.start_soon(caller)
+            await trio_callers(comms, RESPONDER_CALLERS, rec)
 
     try:
         trio.run(main)
@@ -160,18 +149,7 @@ def scale(callers: int, seconds: float) -> dict[str, float]:
 
     async def main() -> None:
         async with actors.open_comms(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), CODEC) as comms:
-
-            async def caller() -> None:
-                while True:
-                    ping = new_ping()
-                    start = time.perf_counter()
-                    reply = await comms.asend(ping)
-                    if not rec.record(start, time.perf_counter(), ping, reply):
-                        return
-
-            async with trio.open_nursery() as nursery:
-                for _ in range(callers):
-                    nursery.start_soon(caller)
+            await trio_callers(comms, callers, rec)
 
     try:
         trio.run(main)

@@ -30,21 +30,26 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
+async def trio_callers(comms: actors.Comms, concurrency: int, rec: Recorder) -> None:
+    """``concurrency`` trio tasks calling in a closed loop until the recorder's window ends."""
+
+    async def caller() -> None:
+        while True:
+            ping = new_ping()
+            start = time.perf_counter()
+            reply = await comms.asend(ping)
+            if not rec.record(start, time.perf_counter(), ping, reply):
+                return
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(caller)
+
+
 def trio_tasks(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
     async def main() -> None:
         async with actors.open_comms(_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
-
-            async def caller() -> None:
-                while True:
-                    ping = new_ping()
-                    start = time.perf_counter()
-                    reply = await comms.asend(ping)
-                    if not rec.record(start, time.perf_counter(), ping, reply):
-                        return
-
-            async with trio.open_nursery() as nursery:
-                for _ in range(concurrency):
-                    nursery.start_soon(caller)
+            await trio_callers(comms, concurrency, rec)
 
     trio.run(main)
 
@@ -150,7 +155,7 @@ def raw_batched(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
             replies.append(CODEC.decode(frame.body))
         end = time.perf_counter()
         going = True
-        for ping, reply in zip(pings, replies):
+        for ping, reply in zip(pings, replies, strict=True):
             going = rec.record(start, end, ping, reply) and going
         if not going:
             return

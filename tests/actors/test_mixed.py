@@ -52,7 +52,7 @@ async def test_every_caller_kind_at_once_gets_its_own_reply() -> None:
             def asyncio_thread(names: list[str]) -> None:
                 async def main() -> None:
                     replies = await asyncio.gather(*(comms.asend(Echo(text=k)) for k in names))
-                    for key, reply in zip(names, replies):
+                    for key, reply in zip(names, replies, strict=True):
                         record(key, reply)
 
                 asyncio.run(main())

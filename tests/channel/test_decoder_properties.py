@@ -30,7 +30,7 @@ SMALL_MAX = 32
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 def drain(decoder: FrameDecoder, max_frame_size: int) -> list:
