@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,12 +36,12 @@ from channel import (
 from ._errors import RemoteError, closed_error
 from ._slots import ReplySlot, SlotPlace, WakeBatch, flush_wakeups
 from ._stats import ChannelState, CommsStatistics
+from ._stream_io import StreamIO
 
 __all__ = ["CommsActor"]
 
 log = logging.getLogger("trio_comms")
 
-_RECEIVE_SIZE = 256 * 1024
 _MAX_WRITE_BATCH = 1024 * 1024  # bytes joined into one send_all
 _COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the waiting queue
 
@@ -63,7 +62,7 @@ class CommsActor:
         expect_hello: bool,
     ) -> None:
         self._stream = stream
-        self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+        self._io = StreamIO(stream)
         self._codec = codec
         self._decoder = FrameDecoder(ResponseFrame, max_frame_size=max_frame_size)
         self.max_in_flight = max_in_flight
@@ -292,7 +291,7 @@ class CommsActor:
                     self._admit_waiting()
                 if parts:
                     self.requests_sent += len(parts) // 2
-                    await self._send(b"".join(parts))
+                    await self._io.send_all(b"".join(parts))
                     self.bytes_sent += size
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.close(exc)
@@ -300,44 +299,13 @@ class CommsActor:
             log.exception("trio-comms writer failed")
             self.close(exc)
 
-    # ------------------------------------------------------------------ socket I/O
-
-    # For a trio.SocketStream the actor makes the syscalls itself on the socket's fd.
-    # SocketStream adds a scheduler pass after every send and every recv (a
-    # checkpoint); here the reader yields once per read, while waiting for the socket
-    # to be readable, and the writer yields only when the socket is full. Any other
-    # stream goes through its own send_all / receive_some.
-
-    async def _send(self, data: bytes) -> None:
-        if self._fd < 0:
-            await self._stream.send_all(data)
-            return
-        with memoryview(data) as view:
-            while view:
-                try:
-                    written = os.write(self._fd, view)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self._fd)
-                    continue
-                view = view[written:]
-
-    async def _receive(self) -> bytes:
-        if self._fd < 0:
-            return await self._stream.receive_some(_RECEIVE_SIZE)
-        while True:
-            await trio.lowlevel.wait_readable(self._fd)
-            try:
-                return os.read(self._fd, _RECEIVE_SIZE)
-            except BlockingIOError:
-                continue
-
     # ------------------------------------------------------------------ reader
 
     async def _read_loop(self) -> None:
         decoder = self._decoder
         try:
             while True:
-                data = await self._receive()
+                data = await self._io.receive_some()
                 self.bytes_received += len(data)
                 decoder.receive_data(data)
                 # Parse every frame of this read before yielding to anyone.

@@ -32,13 +32,13 @@ from channel import (
     pack_value,
 )
 
+from ._stream_io import StreamIO
+
 __all__ = ["serve"]
 
 log = logging.getLogger("trio_comms")
 
 Handler = Callable[[Any], Awaitable[Any]]
-
-_RECEIVE_SIZE = 256 * 1024
 
 
 def _decode_error_body(error: MessageDecodeError) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _reply_frame(frame_id: int, body: bytes | None, error: bytes | None) -> byte
 
 class _Responder:
     def __init__(self, stream: trio.abc.Stream, codec: Codec, handler: Handler, max_concurrency: int, max_frame_size: int) -> None:
-        self._stream = stream
+        self._io = StreamIO(stream)
         self._codec = codec
         self._handler = handler
         self._decoder = FrameDecoder(RequestFrame, max_frame_size=max_frame_size)
@@ -73,7 +73,6 @@ class _Responder:
         self._replies: collections.deque[bytes] = collections.deque()
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._reading_done = False
-        self._peer_gone = False
 
     def queue_reply(self, data: bytes) -> None:
         self._replies.append(data)
@@ -100,8 +99,8 @@ class _Responder:
         decoder = self._decoder
         while True:
             try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-            except trio.BrokenResourceError:
+                data = await self._io.receive_some()
+            except (trio.BrokenResourceError, ConnectionError):
                 return  # the peer reset the connection: as good as gone
             decoder.receive_data(data)
             while True:
@@ -124,10 +123,9 @@ class _Responder:
             data = b"".join(replies)
             replies.clear()
             try:
-                await self._stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._peer_gone = True
-                return
+                await self._io.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+                return  # the peer is gone; reading will see its end of stream
 
     def finish_writing(self) -> None:
         self._reading_done = True

@@ -37,7 +37,6 @@ class Echo:
     """A request; the reply carries the same text back, so content proves routing."""
 
     text: str
-    delay: float = 0.0
 
 
 @attrs.frozen
@@ -59,8 +58,6 @@ def socket_stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
 
 
 async def echo_handler(message: Echo) -> Echoed:
-    if message.delay:
-        await trio.sleep(message.delay)
     return Echoed(text=message.text)
 
 

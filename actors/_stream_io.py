@@ -1,0 +1,55 @@
+"""Reading and writing a stream with as few scheduler passes as the stream allows.
+
+For a ``trio.SocketStream`` the syscalls are made here, on its fd: a read waits for
+the socket to be readable and then reads (one scheduler pass, where SocketStream
+takes two), and a write writes until the socket is full before it waits (none,
+where SocketStream takes one). The caller keeps fairness: a reader yields once per
+read, in that wait. Any other stream goes through its own ``send_all`` and
+``receive_some``.
+
+Errors are the stream's own (``OSError`` from the fd, or whatever the stream
+raises); the stream still belongs to its owner, who closes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+__all__ = ["StreamIO"]
+
+RECEIVE_SIZE = 256 * 1024
+
+
+class StreamIO:
+    """The one reader's and the one writer's view of a stream."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+        self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+
+    async def send_all(self, data: bytes) -> None:
+        """Write all of ``data``, waiting only while the socket is full."""
+        if self._fd < 0:
+            await self._stream.send_all(data)
+            return
+        with memoryview(data) as view:
+            while view:
+                try:
+                    written = os.write(self._fd, view)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self._fd)
+                    continue
+                view = view[written:]
+
+    async def receive_some(self) -> bytes | bytearray:
+        """The next bytes from the stream; ``b""`` at end of stream."""
+        if self._fd < 0:
+            return await self._stream.receive_some(RECEIVE_SIZE)
+        while True:
+            await trio.lowlevel.wait_readable(self._fd)
+            try:
+                return os.read(self._fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
