@@ -11,7 +11,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, given, settings
 
 from .broken_reference import LockedComms
-from .scenario import Scenario, run_reference, run_trio_comms, scenarios, violations
+from .scenario import Scenario, scenarios, violations
+from .targets import run_reference, run_trio_comms
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
