@@ -19,9 +19,7 @@ import attrs
 from hypothesis import strategies as st
 
 import actors
-from channel import (
-    MessageDecodeError,
-)
+from channel import MessageDecodeError
 from tests.actors.helpers import Echo, Echoed
 
 # How late a call may end after its own deadline. Generous because the machines are
