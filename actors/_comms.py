@@ -34,7 +34,7 @@ from channel import (
 )
 
 from ._errors import RemoteError, closed_error
-from ._slots import ReplySlot, SlotPlace, WakeBatch, flush_wakeups
+from ._slots import ReplySlot, WakeBatch, flush_wakeups
 from ._stats import ChannelState, CommsStatistics
 from ._stream_io import StreamIO
 
@@ -79,7 +79,7 @@ class CommsActor:
         self._cancel_scope = trio.CancelScope()
 
         self._waiting: collections.deque[ReplySlot] = collections.deque()
-        self._waiting_abandoned = 0
+        self._abandoned_since_compaction = 0  # a trigger for compaction, not a count
         self._pending: collections.deque[ReplySlot] = collections.deque()
         self._in_flight: dict[int, ReplySlot] = {}
         self._admitted = 0  # slots in _pending and _in_flight
@@ -148,8 +148,7 @@ class CommsActor:
         self._pending.clear()
         self._waiting.clear()
         self._admitted = 0
-        if not self.hello_received.is_set():
-            self.hello_received.set()
+        self.hello_received.set()  # a host waiting for the hello sees the close
         flush_wakeups(self._wake)
         self._cancel_scope.cancel()
 
@@ -169,11 +168,10 @@ class CommsActor:
             pass  # a thread caller timed out before its request even reached us
         elif self._admitted < self.max_in_flight:
             self._admitted += 1
-            slot.place = SlotPlace.PENDING
             self._pending.append(slot)
             self._wake_writer()
         else:
-            slot.place = SlotPlace.WAITING
+            slot.waiting = True
             self._waiting.append(slot)
 
     def abandon(self, slot: ReplySlot) -> None:
@@ -182,12 +180,14 @@ class CommsActor:
         A slot not yet written is skipped when its turn comes, so its request is never
         written; a written one stays in flight until its reply arrives and is dropped.
         """
-        if slot.place is SlotPlace.WAITING:
-            self._waiting_abandoned += 1
-            if self._waiting_abandoned > _COMPACT_WAITING_AFTER and self._waiting_abandoned * 2 > len(self._waiting):
+        if slot.waiting:
+            self._abandoned_since_compaction += 1
+            if self._abandoned_since_compaction > _COMPACT_WAITING_AFTER and (
+                self._abandoned_since_compaction * 2 > len(self._waiting)
+            ):
                 # Keep a stalled channel's queue from growing with callers that left.
                 self._waiting = collections.deque(s for s in self._waiting if not s.gave_up())
-                self._waiting_abandoned = 0
+                self._abandoned_since_compaction = 0
 
     def abandon_timed_out(self, slot: ReplySlot) -> None:
         self.calls_timed_out += 1
@@ -235,10 +235,9 @@ class CommsActor:
         while self._waiting and self._admitted < self.max_in_flight:
             slot = self._waiting.popleft()
             if slot.gave_up():
-                self._waiting_abandoned -= 1
                 continue
             self._admitted += 1
-            slot.place = SlotPlace.PENDING
+            slot.waiting = False
             self._pending.append(slot)
             self._wake_writer()
 
@@ -280,8 +279,6 @@ class CommsActor:
                         continue
                     frame_id = self._next_id
                     self._next_id += 1
-                    slot.frame_id = frame_id
-                    slot.place = SlotPlace.IN_FLIGHT
                     self._in_flight[frame_id] = slot
                     head = frame_head(frame_id, len(slot.body), 1)
                     parts.append(head)
@@ -378,7 +375,7 @@ class CommsActor:
             calls_cancelled=self.calls_cancelled,
             calls_closed=self.calls_closed,
             in_flight=len(self._in_flight),
-            queued=self._admitted - len(self._in_flight) + len(self._waiting) - self._waiting_abandoned,
+            queued=self._admitted - len(self._in_flight) + sum(not slot.gave_up() for slot in self._waiting),
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
         )

@@ -140,7 +140,7 @@ class Comms:
         if actor.cause is not None:
             actor.calls_closed += 1
             raise closed_error(actor.cause)
-        slot = TrioSlot(body, trio.lowlevel.current_task(), actor.abandon)
+        slot = TrioSlot(body, trio.lowlevel.current_task(), actor)
         actor.submit(slot)
         try:
             if timeout is None:

@@ -18,24 +18,16 @@ Three kinds, one per way of waiting:
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
 
-__all__ = ["AsyncioSlot", "ReplySlot", "SlotPlace", "ThreadSlot", "TrioSlot", "WakeBatch"]
+if TYPE_CHECKING:
+    from ._comms import CommsActor
 
-
-class SlotPlace(enum.Enum):
-    """Where the actor keeps a slot. Only the actor's thread reads or writes it."""
-
-    NEW = 0
-    WAITING = 1  # waiting for room under max_in_flight
-    PENDING = 2  # admitted, not yet written
-    IN_FLIGHT = 3  # written, reply expected
+__all__ = ["AsyncioSlot", "ReplySlot", "ThreadSlot", "TrioSlot", "WakeBatch"]
 
 
 WakeBatch = dict[asyncio.AbstractEventLoop, list["AsyncioSlot"]]
@@ -43,14 +35,14 @@ WakeBatch = dict[asyncio.AbstractEventLoop, list["AsyncioSlot"]]
 
 
 class ReplySlot:
-    """What every slot has. The actor sets ``place`` and ``frame_id``."""
+    """What every slot has: the packed request, and whether the actor has it waiting
+    for room under ``max_in_flight`` (only the actor's thread reads or writes that)."""
 
-    __slots__ = ("body", "frame_id", "place")
+    __slots__ = ("body", "waiting")
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.frame_id = -1
-        self.place = SlotPlace.NEW
+        self.waiting = False
 
     def try_claim(self) -> bool:
         """Take the right to decide this call's outcome; False if already taken."""
@@ -68,12 +60,12 @@ class ReplySlot:
 class TrioSlot(ReplySlot):
     """A slot for a task of the actor's own trio run: everything happens on one thread."""
 
-    __slots__ = ("abandon", "claimed", "task")
+    __slots__ = ("actor", "claimed", "task")
 
-    def __init__(self, body: bytes, task: trio.lowlevel.Task, abandon: Callable[[ReplySlot], None]) -> None:
+    def __init__(self, body: bytes, task: trio.lowlevel.Task, actor: CommsActor) -> None:
         super().__init__(body)
         self.task = task
-        self.abandon = abandon
+        self.actor = actor
         self.claimed = False
 
     def abort(self, _: object) -> trio.lowlevel.Abort:
@@ -83,7 +75,7 @@ class TrioSlot(ReplySlot):
         method rather than a closure per call: it is part of every trio call's cost.)
         """
         self.claimed = True
-        self.abandon(self)
+        self.actor.abandon(self)
         return trio.lowlevel.Abort.SUCCEEDED
 
     def try_claim(self) -> bool:
