@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._errors import ErrorReply, MessageDecodeError
+from ._errors import ErrorReply, MessageDecodeError, MessageEncodeError
+from ._frames import pack_value
 
-__all__ = ["ERROR_RESPONSE_TYPE", "GENERIC_ERROR", "error_body", "read_error_body"]
+__all__ = ["ERROR_RESPONSE_TYPE", "GENERIC_ERROR", "error_body", "pack_error_body", "read_error_body"]
 
 ERROR_RESPONSE_TYPE: Final = "ErrorResponse"
 GENERIC_ERROR: Final = "GENERIC_ERROR"
@@ -21,17 +22,39 @@ GENERIC_ERROR: Final = "GENERIC_ERROR"
 def error_body(error: BaseException) -> dict[str, Any]:
     """The error map that answers a request which failed with ``error``.
 
-    An :class:`~channel.ErrorReply` keeps its own code and detail. Any other
+    An :class:`~channel.ErrorReply` keeps its own code and detail. A
+    :class:`~channel.MessageDecodeError` (the request did not decode) becomes
+    :data:`GENERIC_ERROR` with its message type, field path and reason. Any other
     exception becomes :data:`GENERIC_ERROR` with a detail naming the exception's
     type and message, so the requester learns what went wrong without the
     responder's traceback crossing the process boundary.
     """
     if isinstance(error, ErrorReply):
         code, detail = error.code, error.detail
+    elif isinstance(error, MessageDecodeError):
+        code = GENERIC_ERROR
+        detail = {
+            "error_type": "MessageDecodeError",
+            "message_type": error.message_type,
+            "path": error.path,
+            "reason": error.reason,
+        }
     else:
         code = GENERIC_ERROR
         detail = {"error_type": type(error).__qualname__, "message": str(error)}
     return {"type": ERROR_RESPONSE_TYPE, "error": code, "detail": detail}
+
+
+def pack_error_body(error: BaseException) -> bytes:
+    """:func:`error_body`, packed. Never fails for a detail msgpack cannot carry:
+    the code is kept and the detail replaced by the exception's type and message.
+    """
+    try:
+        return pack_value(error_body(error))
+    except MessageEncodeError:
+        code = error.code if isinstance(error, ErrorReply) else GENERIC_ERROR
+        detail = {"error_type": type(error).__qualname__, "message": str(error)}
+        return pack_value({"type": ERROR_RESPONSE_TYPE, "error": code, "detail": detail})
 
 
 def read_error_body(error: object) -> tuple[str, dict[str, Any] | None]:

@@ -24,6 +24,7 @@ import attrs
 import msgpack
 
 from ._errors import (
+    ErrorReply,
     FrameTooLarge,
     LocalProtocolError,
     MessageEncodeError,
@@ -33,24 +34,41 @@ from ._errors import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
-    "DecoderEvent",
     "END_OF_STREAM",
+    "FRAME_TOO_LARGE",
     "NEED_DATA",
+    "PACKED_NIL",
+    "DecoderEvent",
     "FrameDecoder",
+    "OversizedFrame",
     "RequestFrame",
     "ResponseFrame",
+    "check_request_size",
     "encode_frame",
     "frame_head",
     "pack_value",
+    "request_bytes",
+    "response_bytes",
 ]
 
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 2**20
 """The default limit on a frame's length prefix: 16 MiB."""
 
+FRAME_TOO_LARGE: Final = "FRAME_TOO_LARGE"
+"""The error code that answers a frame over the receiver's ``max_frame_size``."""
+
+PACKED_NIL: Final = b"\xc0"
+"""msgpack's nil: the packed form of an empty body."""
+
 _LENGTH = struct.Struct(">I")
 _MAX_LENGTH: Final = 2**32 - 1
 _MAX_ID: Final = 2**64 - 1
 _FIXARRAY: Final = 0x90
+# The longest head a frame can have after its length prefix: a fixarray byte and
+# an id of up to 1 + 8 bytes (msgpack uint64).
+_MAX_HEAD: Final = 10
+# msgpack's unsigned int markers and the bytes that follow each.
+_UINT_WIDTHS: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
 
 
 class DecoderEvent(enum.Enum):
@@ -144,6 +162,8 @@ class ResponseFrame:
         return ()
 
 
+_BAD_HEAD: Final = object()  # a head that cannot start a frame of this kind
+
 Frame = RequestFrame | ResponseFrame
 FrameT = TypeVar("FrameT", RequestFrame, ResponseFrame)
 
@@ -188,6 +208,81 @@ def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
     return _LENGTH.pack(length) + bytes((_FIXARRAY | (1 + field_count),)) + packed_id
 
 
+def request_bytes(frame_id: int, packed_body: bytes, packed_carrier: bytes | None = None) -> bytes:
+    """A whole request frame from a body (and carrier) packed once by their caller.
+
+    Raises:
+        LocalProtocolError: as :func:`frame_head`.
+    """
+    if packed_carrier is None:
+        return frame_head(frame_id, len(packed_body), 1) + packed_body
+    return frame_head(frame_id, len(packed_body) + len(packed_carrier), 2) + packed_body + packed_carrier
+
+
+def response_bytes(frame_id: int, packed_body: bytes | None = None, packed_error: bytes | None = None) -> bytes:
+    """A whole response frame: ``[id]``, ``[id, body]`` or ``[id, body, error]``.
+
+    Trailing empty fields are omitted as :func:`encode_frame` omits them; a response
+    with an error and no body carries nil in the body's place.
+
+    Raises:
+        LocalProtocolError: as :func:`frame_head`.
+    """
+    if packed_error is not None:
+        fields = (packed_body or PACKED_NIL) + packed_error
+        return frame_head(frame_id, len(fields), 2) + fields
+    if packed_body is None:
+        return frame_head(frame_id, 0, 0)
+    return frame_head(frame_id, len(packed_body), 1) + packed_body
+
+
+def check_request_size(packed_body: bytes, packed_carrier: bytes | None, max_frame_size: int) -> None:
+    """Check, before any id is chosen, that a request fits ``max_frame_size``.
+
+    It counts the longest head an id can need, so a request that passes fits
+    whatever id the writer gives it.
+
+    Raises:
+        LocalProtocolError: the request would be longer than ``max_frame_size``.
+    """
+    size = _MAX_HEAD + len(packed_body) + (0 if packed_carrier is None else len(packed_carrier))
+    if size > max_frame_size:
+        raise LocalProtocolError(
+            f"request of up to {size} bytes does not fit max_frame_size={max_frame_size}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class OversizedFrame:
+    """What :meth:`FrameDecoder.next_frame` returns for a frame over ``max_frame_size``
+    whose id could be read: the frame is skipped, the stream stays in sync.
+
+    Its body is never buffered: the decoder discards its bytes as they arrive. Only
+    the request or reply with this :attr:`id` fails; a responder answers it with
+    :meth:`error_reply`, a requester fails that one caller with the same code.
+    """
+
+    id: int
+    """The skipped frame's id."""
+    size: int
+    """Its announced length in bytes."""
+    max_frame_size: int
+    """The decoder's limit it exceeded."""
+    offset: int
+    """The stream offset of its length prefix."""
+
+    def error_reply(self, frame: str) -> ErrorReply:
+        """The error that answers this frame: code :data:`FRAME_TOO_LARGE`, both sizes.
+
+        Args:
+            frame: which frame was too large, ``"request"`` or ``"response"``, for
+                the detail.
+        """
+        return ErrorReply(
+            FRAME_TOO_LARGE, {"frame": frame, "size": self.size, "max_frame_size": self.max_frame_size}
+        )
+
+
 def encode_frame(frame: Frame, *, max_frame_size: int | None = None) -> bytes:
     """Encode a frame into its bytes on the wire (length prefix included).
 
@@ -220,13 +315,16 @@ class FrameDecoder(Generic[FrameT]):
 
         decoder = FrameDecoder(ResponseFrame)
         decoder.receive_data(chunk)
-        while isinstance(frame := decoder.next_frame(), ResponseFrame):
-            route(frame)
+        while not isinstance(event := decoder.next_frame(), DecoderEvent):
+            route(event)          # a ResponseFrame, or an OversizedFrame to fail
 
     Guarantees:
 
-    - a length prefix over ``max_frame_size`` is rejected as soon as its 4 bytes are
-      in, before anything of that frame's body is buffered;
+    - a length prefix over ``max_frame_size`` never causes its body to be buffered.
+      If the frame's head (an array of the right length and an unsigned id, at most
+      10 bytes) can be read, the decoder returns an :class:`OversizedFrame` and
+      discards that frame's bytes as they arrive, so only that frame's request or
+      reply fails; otherwise it raises :class:`~channel.FrameTooLarge`;
     - once every whole frame has been taken out, at most one partial frame
       (``4 + max_frame_size`` bytes) stays buffered;
     - frames are parsed in place, so many frames in one chunk cost no copy each;
@@ -259,6 +357,9 @@ class FrameDecoder(Generic[FrameT]):
         self._buffer = bytearray()
         self._pos = 0  # start of the first unparsed frame in _buffer
         self._consumed = 0  # stream offset of _buffer[0]
+        self._skipping = 0  # bytes of an oversized frame still to discard on arrival
+        self._skip_offset = 0  # stream offset of that frame, for TruncatedFrame
+        self._skip_length = 0  # and its announced length
         self._eof = False
         self._error: RemoteProtocolError | None = None
 
@@ -281,6 +382,7 @@ class FrameDecoder(Generic[FrameT]):
         """Add bytes received from the peer; ``b""`` says the stream has ended.
 
         Bytes received after a failure are dropped: a failed decoder buffers nothing.
+        So are the bytes of an oversized frame being skipped.
 
         Raises:
             RuntimeError: more data after the end of stream was already reported.
@@ -297,13 +399,28 @@ class FrameDecoder(Generic[FrameT]):
             del self._buffer[: self._pos]
             self._consumed += self._pos
             self._pos = 0
+        if self._skipping:
+            dropped = min(self._skipping, len(data))
+            self._skipping -= dropped
+            self._consumed += dropped
+            if dropped == len(data):
+                return
+            data = memoryview(data)[dropped:]
         self._buffer += data
 
-    def next_frame(self) -> FrameT | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
-        """Return the next whole frame, or :data:`NEED_DATA` / :data:`END_OF_STREAM`.
+    def next_frame(
+        self,
+    ) -> FrameT | OversizedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+        """Return the next whole frame, an :class:`OversizedFrame`, or an event.
+
+        Returns:
+            A frame; an :class:`OversizedFrame` (a frame over ``max_frame_size``
+            whose id was read; its bytes are being skipped); :data:`NEED_DATA`; or
+            :data:`END_OF_STREAM` once the stream has ended between two frames.
 
         Raises:
-            FrameTooLarge: a length prefix is over ``max_frame_size``.
+            FrameTooLarge: a length prefix is over ``max_frame_size`` and what follows
+                it is not the head of a frame, so its id cannot be read.
             TruncatedFrame: the stream ended inside a frame.
             RemoteProtocolError: a zero-length frame; bytes that are not one msgpack
                 value; a value that is not an array, or an array of the wrong
@@ -313,12 +430,16 @@ class FrameDecoder(Generic[FrameT]):
         """
         if self._error is not None:
             raise self._error
+        if self._skipping:
+            if self._eof:
+                self._fail(TruncatedFrame(self._skipping_received(), offset=self._skip_offset))
+            return NEED_DATA
         buffer, pos = self._buffer, self._pos
         available = len(buffer) - pos
         if available >= 4:
             (length,) = _LENGTH.unpack_from(buffer, pos)
             if length > self._max_frame_size:
-                self._fail(FrameTooLarge(length, self._max_frame_size, offset=self._consumed + pos))
+                return self._oversized(length, available)
             if length == 0:
                 self._fail(RemoteProtocolError("zero-length frame", offset=self._consumed + pos))
             end = pos + 4 + length
@@ -331,6 +452,49 @@ class FrameDecoder(Generic[FrameT]):
         if available:
             self._fail(TruncatedFrame(available, offset=self._consumed + pos))
         return END_OF_STREAM
+
+    def _oversized(
+        self, length: int, available: int
+    ) -> OversizedFrame | Literal[DecoderEvent.NEED_DATA]:
+        pos = self._pos
+        offset = self._consumed + pos
+        head = bytes(self._buffer[pos + 4 : pos + 4 + min(length, _MAX_HEAD)])
+        frame_id = self._read_head(head)
+        if frame_id is None:
+            if len(head) < min(length, _MAX_HEAD) and not self._eof:
+                return NEED_DATA  # at most 10 bytes of it wait here
+            self._fail(FrameTooLarge(length, self._max_frame_size, offset=offset))
+        if frame_id is _BAD_HEAD:
+            self._fail(FrameTooLarge(length, self._max_frame_size, offset=offset))
+        assert isinstance(frame_id, int)
+        # Drop what is buffered of it now and the rest as it arrives.
+        buffered = min(available - 4, length)
+        self._pos = pos + 4 + buffered
+        self._skipping = length - buffered
+        self._skip_offset = offset
+        self._skip_length = length
+        return OversizedFrame(id=frame_id, size=length, max_frame_size=self._max_frame_size, offset=offset)
+
+    def _skipping_received(self) -> int:
+        return 4 + self._skip_length - self._skipping
+
+    def _read_head(self, head: bytes) -> int | object | None:
+        """The id in a frame's head; ``None`` if more bytes are needed, or _BAD_HEAD."""
+        if not head:
+            return None
+        if head[0] - _FIXARRAY not in self._arities:
+            return _BAD_HEAD
+        if len(head) < 2:
+            return None
+        marker = head[1]
+        if marker < 0x80:
+            return marker
+        width = _UINT_WIDTHS.get(marker)
+        if width is None:
+            return _BAD_HEAD
+        if len(head) < 2 + width:
+            return None
+        return int.from_bytes(head[2 : 2 + width], "big")
 
     def _parse(self, start: int, end: int) -> FrameT:
         offset = self._consumed + start - 4

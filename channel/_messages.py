@@ -13,18 +13,21 @@ every encode failure becomes one :class:`~channel.MessageEncodeError`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ForwardRef, Generic, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.preconf.msgpack import make_converter
 
 from ._errors import MessageDecodeError, MessageEncodeError
-from ._frames import pack_value
+from ._frames import PACKED_NIL, pack_value
 
-__all__ = ["TAG_KEY", "Codec", "message_type_of"]
+__all__ = ["TAG_KEY", "Codec", "Request", "message_type_of", "reply_type_of"]
+
+ReplyT = TypeVar("ReplyT", covariant=True)
 
 TAG_KEY = "type"
 """The body key that names the message class, as in Airflow's comms."""
@@ -40,6 +43,82 @@ def message_type_of(cls: type) -> str:
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"{cls.__qualname__}.__message_type__ must be a non-empty str, not {tag!r}")
     return tag
+
+
+class Request(Generic[ReplyT]):
+    """Base for a request message that declares the type of its reply.
+
+    ::
+
+        @attrs.frozen
+        class GetVariable(Request[VariableResult]):
+            key: str
+
+        reply = await comms.asend(GetVariable(key="k"))   # a VariableResult, to mypy too
+
+    A reply of another type fails only that call, with a
+    :class:`~channel.MessageDecodeError` ("expected VariableResult, got ...").
+    ``Request[None]`` declares a reply without a body. Messages that do not derive
+    from it keep working and their replies are not checked.
+    """
+
+    __slots__ = ()
+
+
+def reply_type_of(cls: type) -> type | None:
+    """The reply type a :class:`Request` subclass declares, or ``None`` if it declares none.
+
+    ``Request[None]`` gives ``type(None)``. A forward reference (a string) is looked
+    up in the module that defines the class.
+
+    Raises:
+        TypeError: the declared reply type is not a class, or a forward reference
+            that names nothing in the class's module.
+    """
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is Request:
+                (declared,) = get_args(base)
+                return _resolve_reply_type(klass, declared)
+    return None
+
+
+def _resolve_reply_type(cls: type, declared: object) -> type | None:
+    if declared is None or declared is type(None):
+        return type(None)
+    if isinstance(declared, ForwardRef):
+        declared = declared.__forward_arg__
+    if isinstance(declared, str):
+        namespace = vars(sys.modules[cls.__module__])
+        if declared not in namespace:
+            raise TypeError(f"{cls.__qualname__} declares a reply type {declared!r} that its module does not define")
+        declared = namespace[declared]
+    if isinstance(declared, TypeVar):
+        return None  # a generic request class; its concrete subclasses declare
+    if not isinstance(declared, type):
+        raise TypeError(f"{cls.__qualname__} declares a reply type that is not a class: {declared!r}")
+    return declared
+
+
+def _unpackable_path(value: object, path: str) -> tuple[str, str] | None:
+    """Where in an unstructured body msgpack fails, and why: the first such leaf."""
+    if type(value) is dict:
+        for key, item in value.items():
+            found = _unpackable_path(item, f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if type(value) in (list, tuple):
+        for index, item in enumerate(value):  # type: ignore[arg-type]
+            found = _unpackable_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    try:
+        pack_value(value)
+    except MessageEncodeError as exc:
+        return path, str(exc.__cause__ or exc)
+    return None
 
 
 def _strict(expected: type, accepted: tuple[type, ...]) -> Callable[[Any, type], Any]:
@@ -130,6 +209,7 @@ class Codec:
         self._tags: dict[type, str] = {}
         self._unstructure: dict[type, Callable[[Any], Any]] = {}
         self._structure: dict[type, Callable[[Any, type], Any]] = {}
+        self._reply_types: dict[type, type] = {}
         # cattrs' configure_tagged_union would do this dispatch for us, but it needs
         # a union of at least two classes and reports an unknown or missing tag as a
         # bare KeyError; owning the tag -> hook table gives one error type with the tag.
@@ -147,13 +227,42 @@ class Codec:
             self._tags[cls] = tag
             self._unstructure[cls] = self._converter.get_unstructure_hook(cls)
             self._structure[cls] = self._converter.get_structure_hook(cls)
+            reply_type = reply_type_of(cls)
+            if reply_type is not None:
+                self._reply_types[cls] = reply_type
         if not self._classes:
             raise ValueError("a codec needs at least one message class")
+        for cls, reply_type in self._reply_types.items():
+            if reply_type is not type(None) and reply_type not in self._tags:
+                raise ValueError(
+                    f"{cls.__qualname__} declares replies of {reply_type.__qualname__}, "
+                    "which is not a message class of this codec"
+                )
 
     @property
     def message_types(self) -> Mapping[str, type]:
         """The known classes by their ``"type"`` tag."""
         return dict(self._classes)
+
+    def reply_type(self, request_class: type) -> type | None:
+        """The reply type ``request_class`` declares (see :class:`Request`), or ``None``."""
+        return self._reply_types.get(request_class)
+
+    def check_reply(self, request_class: type, reply: object) -> None:
+        """Check a decoded reply against the type its request declared.
+
+        Raises:
+            MessageDecodeError: the request declares a reply type and ``reply`` is
+                not of it ("expected VariableResult, got GetVariable").
+        """
+        expected = self._reply_types.get(request_class)
+        if expected is None or isinstance(reply, expected):
+            return
+        got = "no body" if reply is None else self._tags.get(type(reply), type(reply).__qualname__)
+        raise MessageDecodeError(
+            None if reply is None else got, "$", f"expected {_describe(expected)} in reply to "
+            f"{self._tags.get(request_class, request_class.__qualname__)}, got {got}"
+        )
 
     def encode(self, message: object) -> dict[str, Any]:
         """Turn a message into its body map, ``"type"`` tag included.
@@ -169,7 +278,7 @@ class Codec:
         try:
             body = unstructure(message)
         except Exception as exc:
-            raise MessageEncodeError(f"cannot encode {cls.__qualname__}: {exc!r}") from exc
+            raise MessageEncodeError(f"cannot encode {cls.__qualname__} at $: {exc!r}") from exc
         body[TAG_KEY] = self._tags[cls]
         return body
 
@@ -177,13 +286,24 @@ class Codec:
         """Encode a message and pack its body into msgpack bytes, ready to frame.
 
         This is what a caller does once per request: the channel sends these bytes
-        as they are and never packs the body again.
+        as they are and never packs the body again. ``None`` packs as nil, an
+        empty body.
 
         Raises:
             MessageEncodeError: as :meth:`encode`, or a field value msgpack cannot
-                carry (an int over 64 bits, a naive datetime, an unknown object).
+                carry (an int over 64 bits, a naive datetime, an unknown object); the
+                message names the class and the field path, as
+                ``cannot encode GetVariable at $.key: ...``.
         """
-        return pack_value(self.encode(message))
+        if message is None:
+            return PACKED_NIL
+        body = self.encode(message)
+        try:
+            return pack_value(body)
+        except MessageEncodeError as exc:
+            found = _unpackable_path(body, "$")
+            path, reason = found if found is not None else ("$", str(exc))
+            raise MessageEncodeError(f"cannot encode {type(message).__qualname__} at {path}: {reason}") from exc
 
     def decode(self, body: object) -> Any:
         """Turn a body map back into its message.
@@ -207,3 +327,7 @@ class Codec:
         except Exception as exc:
             path, reason = _first_failure(exc)
             raise MessageDecodeError(tag, path, reason) from exc
+
+
+def _describe(expected: type) -> str:
+    return "no body" if expected is type(None) else expected.__qualname__

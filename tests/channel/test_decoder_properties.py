@@ -17,6 +17,7 @@ from channel import (
     FrameTooLarge,
     NEED_DATA,
     FrameDecoder,
+    OversizedFrame,
     RemoteProtocolError,
     RequestFrame,
     ResponseFrame,
@@ -119,15 +120,52 @@ def test_mutated_streams_raise_only_protocol_errors(stream: bytes, cuts: list[in
     st.integers(min_value=1, max_value=4096),
     st.data(),
 )
-def test_any_oversized_prefix_fails_with_nothing_buffered(frame_type: type, max_frame_size: int, data: st.DataObject) -> None:
+def test_any_oversized_prefix_buffers_nothing_of_its_body(
+    frame_type: type, max_frame_size: int, data: st.DataObject
+) -> None:
+    """Whatever follows an oversized prefix, none of that frame's body is ever kept:
+    the decoder fails, waits for at most a 10-byte head, or skips the frame."""
     length = data.draw(st.integers(min_value=max_frame_size + 1, max_value=2**32 - 1))
     tail = data.draw(st.binary(max_size=64))
     decoder = FrameDecoder(frame_type, max_frame_size=max_frame_size)
     decoder.receive_data(struct.pack(">I", length) + tail)
     try:
-        decoder.next_frame()
+        event = decoder.next_frame()
     except FrameTooLarge as error:
         assert error.size == length and error.offset == 0
+        assert decoder.buffered_size == 0
+        return
+    if event is NEED_DATA:
+        assert decoder.buffered_size <= 4 + 10
     else:
-        raise AssertionError("an oversized prefix was accepted")
-    assert decoder.buffered_size == 0
+        assert isinstance(event, OversizedFrame)
+        assert (event.size, event.max_frame_size, event.offset) == (length, max_frame_size, 0)
+        assert decoder.buffered_size == max(0, len(tail) - length)
+
+
+def oversized(frame: ResponseFrame, max_frame_size: int) -> bool:
+    return len(encode_frame(frame)) - 4 > max_frame_size
+
+
+@given(
+    st.lists(response_frames, max_size=8),
+    st.lists(st.integers(min_value=0), max_size=30),
+    st.integers(min_value=8, max_value=200),
+)
+def test_oversized_frames_are_skipped_in_any_chunking(
+    frames: list[ResponseFrame], cuts: list[int], max_frame_size: int
+) -> None:
+    """Frames over the limit come out as OversizedFrame(id) in their place; the rest
+    come out whole; nothing of a skipped frame is ever buffered."""
+    stream = b"".join(encode_frame(f) for f in frames)
+    decoder = FrameDecoder(ResponseFrame, max_frame_size=max_frame_size)
+    got: list[object] = []
+    for chunk in split(stream, cuts):
+        decoder.receive_data(chunk)
+        got += drain(decoder, max_frame_size)
+    decoder.receive_data(b"")
+    got += drain(decoder, max_frame_size)
+    expected = [
+        ("skipped", f.id) if oversized(f, max_frame_size) else f for f in frames
+    ]
+    assert [("skipped", e.id) if isinstance(e, OversizedFrame) else e for e in got] == [*expected, END_OF_STREAM]

@@ -15,6 +15,7 @@ from channel import (
     NEED_DATA,
     FrameDecoder,
     FrameTooLarge,
+    OversizedFrame,
     LocalProtocolError,
     MessageEncodeError,
     RemoteProtocolError,
@@ -181,11 +182,58 @@ def test_data_after_eof_is_a_usage_error() -> None:
 
 def test_oversized_prefix_fails_before_any_body_is_buffered() -> None:
     decoder = FrameDecoder(ResponseFrame, max_frame_size=1024)
-    decoder.receive_data(struct.pack(">I", 2**32 - 1))
+    decoder.receive_data(struct.pack(">I", 2**32 - 1) + b"\xc1")  # no frame head follows
     with pytest.raises(FrameTooLarge, match="4294967295 bytes exceeds max_frame_size=1024") as info:
         decoder.next_frame()
     assert (info.value.size, info.value.max_frame_size, info.value.offset) == (2**32 - 1, 1024, 0)
     assert decoder.buffered_size == 0
+
+
+def test_oversized_frame_with_a_readable_id_is_skipped_as_it_streams_in() -> None:
+    big = encode_frame(ResponseFrame(id=300, body={"type": "X", "b": b"y" * 5000}))
+    small = encode_frame(ResponseFrame(id=301, body={"type": "X"}))
+    decoder = FrameDecoder(ResponseFrame, max_frame_size=1024)
+    decoder.receive_data(big[:100])
+    event = decoder.next_frame()
+    assert event == OversizedFrame(id=300, size=len(big) - 4, max_frame_size=1024, offset=0)
+    assert event.error_reply("response").code == "FRAME_TOO_LARGE"
+    assert event.error_reply("response").detail == {"frame": "response", "size": len(big) - 4, "max_frame_size": 1024}
+    assert decoder.buffered_size == 0
+    for start in range(100, len(big), 700):
+        decoder.receive_data(big[start : start + 700])
+        assert decoder.next_frame() is NEED_DATA
+        assert decoder.buffered_size == 0
+    decoder.receive_data(small)
+    assert decoder.next_frame() == ResponseFrame(id=301, body={"type": "X"})
+
+
+def test_oversized_frame_head_waits_for_its_id_bytes() -> None:
+    big = encode_frame(RequestFrame(id=2**40, body={"type": "X", "b": b"y" * 5000}))
+    decoder = FrameDecoder(RequestFrame, max_frame_size=1024)
+    decoder.receive_data(big[:8])  # prefix, array byte, uint64 marker, 2 of 8 id bytes
+    assert decoder.next_frame() is NEED_DATA
+    decoder.receive_data(big[8:14])
+    event = decoder.next_frame()
+    assert isinstance(event, OversizedFrame) and event.id == 2**40
+
+
+def test_oversized_garbage_without_a_frame_head_fails() -> None:
+    decoder = FrameDecoder(ResponseFrame, max_frame_size=1024)
+    decoder.receive_data(struct.pack(">I", 5000) + b"\x81\xa1a")  # a map, not an array
+    with pytest.raises(FrameTooLarge):
+        decoder.next_frame()
+    assert decoder.buffered_size == 0
+
+
+def test_stream_ending_inside_a_skipped_frame_is_truncated() -> None:
+    big = encode_frame(ResponseFrame(id=7, body={"type": "X", "b": b"y" * 5000}))
+    decoder = FrameDecoder(ResponseFrame, max_frame_size=1024)
+    decoder.receive_data(big[:3000])
+    assert isinstance(decoder.next_frame(), OversizedFrame)
+    decoder.receive_data(b"")
+    with pytest.raises(TruncatedFrame, match="after 3000 bytes") as info:
+        decoder.next_frame()
+    assert info.value.offset == 0
 
 
 def test_frame_of_exactly_max_frame_size_is_accepted() -> None:

@@ -15,9 +15,12 @@ from channel import (
     FrameDecoder,
     MessageDecodeError,
     MessageEncodeError,
+    PACKED_NIL,
+    Request,
     RequestFrame,
     encode_frame,
     message_type_of,
+    reply_type_of,
 )
 
 
@@ -179,3 +182,69 @@ def test_codec_construction_errors() -> None:
 def test_single_class_codec_works() -> None:
     codec = Codec([Renamed])
     assert codec.decode(codec.encode(Renamed(n=4))) == Renamed(n=4)
+
+
+# ------------------------------------------------------------------ typed requests
+
+
+@attrs.frozen
+class VariableResult:
+    key: str
+    value: str | None
+
+
+@attrs.frozen
+class GetVariable(Request[VariableResult]):
+    key: str
+
+
+@attrs.frozen
+class Forget(Request[None]):
+    key: str
+
+
+@attrs.frozen
+class Later(Request["LaterResult"]):
+    n: int
+
+
+@attrs.frozen
+class LaterResult:
+    n: int
+
+
+def test_a_request_declares_its_reply_type() -> None:
+    assert reply_type_of(GetVariable) is VariableResult
+    assert reply_type_of(Forget) is type(None)
+    assert reply_type_of(Later) is LaterResult  # a forward reference, resolved
+    assert reply_type_of(VariableResult) is None
+    codec = Codec([GetVariable, VariableResult, Forget, Later, LaterResult])
+    assert codec.reply_type(GetVariable) is VariableResult
+    assert codec.decode(codec.encode(GetVariable(key="k"))) == GetVariable(key="k")
+
+
+def test_a_reply_of_another_type_is_a_decode_error() -> None:
+    codec = Codec([GetVariable, VariableResult, Forget])
+    codec.check_reply(GetVariable, VariableResult(key="k", value=None))
+    codec.check_reply(Forget, None)
+    with pytest.raises(MessageDecodeError, match="expected VariableResult in reply to GetVariable, got GetVariable"):
+        codec.check_reply(GetVariable, GetVariable(key="k"))
+    with pytest.raises(MessageDecodeError, match="got no body"):
+        codec.check_reply(GetVariable, None)
+
+
+def test_a_codec_rejects_a_reply_type_it_cannot_decode() -> None:
+    with pytest.raises(ValueError, match="declares replies of VariableResult, which is not a message class"):
+        Codec([GetVariable])
+
+
+def test_encode_errors_name_the_class_and_the_field_path() -> None:
+    codec = Codec([GetTaskStates, Inner])
+    with pytest.raises(MessageEncodeError, match=r"cannot encode GetTaskStates at \$\.extra\.x: "):
+        codec.pack(GetTaskStates(dag_id="d", extra={"x": object()}))  # type: ignore[dict-item]
+    with pytest.raises(MessageEncodeError, match=r"cannot encode GetTaskStates at \$\.inner\.xs\[1\]: "):
+        codec.pack(GetTaskStates(dag_id="d", inner=Inner(xs=[1, 2**70])))
+
+
+def test_none_packs_as_an_empty_body() -> None:
+    assert Codec([Inner]).pack(None) == PACKED_NIL

@@ -1,0 +1,36 @@
+"""Small helpers shared by both packages; no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["fixup_module_metadata"]
+
+
+def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
+    """Make public names say where users import them from, as trio's own do.
+
+    Each public class and function re-exported by a package's ``__init__`` gets
+    that package as its ``__module__`` (and a ``__qualname__`` without the private
+    module), so reprs and tracebacks show ``actors.Comms``, not ``actors._handle.Comms``.
+    """
+    seen: set[int] = set()
+
+    def fix(name: str, obj: Any) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        mod = getattr(obj, "__module__", None)
+        if mod is None or not mod.startswith(f"{module_name}._"):
+            return
+        obj.__module__ = module_name
+        if isinstance(obj, type):
+            obj.__qualname__ = name
+            for attr_name, attr_value in obj.__dict__.items():
+                fix(f"{name}.{attr_name}", attr_value)
+        elif callable(obj) and hasattr(obj, "__qualname__"):
+            obj.__qualname__ = name
+
+    for name in namespace["__all__"]:
+        if not name.startswith("_"):
+            fix(name, namespace[name])
