@@ -7,9 +7,12 @@
         reply = comms.send(GetVariable(key="k"))           # any other thread
 
     with actors.comms_in_thread(sock, codec) as comms:     # actor on its own loop in a thread
-        ...
+        ...                                                # (or `async with` from asyncio/trio)
 
     await actors.serve(stream, codec, handler)             # the other end
+
+Logging: every module logs to a logger under ``"actors"`` (``actors._responder``,
+``actors._comms``), so ``logging.getLogger("actors")`` configures them all.
 """
 
 from channel import ErrorReply as ErrorReply
@@ -21,16 +24,24 @@ from channel import MessageError as MessageError
 from channel import ProtocolError as ProtocolError
 from channel import RemoteProtocolError as RemoteProtocolError
 from channel import TruncatedFrame as TruncatedFrame
+from channel._util import fixup_module_metadata as _fixup_module_metadata
 
+from ._context import RequestInfo as RequestInfo
+from ._context import current_request as current_request
 from ._errors import ChannelClosed as ChannelClosed
+from ._errors import HelloTimeout as HelloTimeout
 from ._errors import LoopThreadError as LoopThreadError
+from ._errors import PeerUnresponsive as PeerUnresponsive
 from ._errors import RemoteError as RemoteError
+from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
 from ._handle import Comms as Comms
 from ._handle import open_comms as open_comms
+from ._responder import Handler as Handler
 from ._responder import serve as serve
-from ._stats import ChannelState as ChannelState
+from ._state import ChannelState as ChannelState
 from ._stats import CommsStatistics as CommsStatistics
+from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
 
 __all__ = [
@@ -40,17 +51,27 @@ __all__ = [
     "CommsStatistics",
     "ErrorReply",
     "FrameTooLarge",
+    "Handler",
+    "HelloTimeout",
     "LocalProtocolError",
     "LoopThreadError",
     "MessageDecodeError",
     "MessageEncodeError",
     "MessageError",
+    "PeerUnresponsive",
     "ProtocolError",
     "RemoteError",
     "RemoteProtocolError",
+    "ReplyTooLarge",
+    "RequestInfo",
     "RequestTimeout",
+    "ThreadedComms",
     "TruncatedFrame",
     "comms_in_thread",
+    "current_request",
     "open_comms",
     "serve",
 ]
+
+_fixup_module_metadata(__name__, globals())
+del _fixup_module_metadata

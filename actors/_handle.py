@@ -8,6 +8,7 @@ the actor and waits, with a deadline, for the actor to resolve it:
 caller                            reaches the actor by         waits on
 ================================  ===========================  =========================
 trio task of the actor's run      a direct call (same thread)  ``wait_task_rescheduled``
+trio task of another trio run     ``TrioToken.run_sync_soon``  ``wait_task_rescheduled``
 asyncio coroutine, any thread     ``TrioToken.run_sync_soon``  a future on its own loop
 plain thread, ``to_thread``       ``TrioToken.run_sync_soon``  a lock
 sync code on the actor's thread   greenback portal -> trio     (as a trio task)
@@ -17,33 +18,38 @@ sync code on the actor's thread   greenback portal -> trio     (as a trio task)
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, final, overload
 
 import trio
 from trio_util import AsyncValue
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec, LocalProtocolError
+from channel import DEFAULT_MAX_FRAME_SIZE, Codec, Request, check_request_size, message_type_of, pack_value
+from channel._util import NoPublicConstructor
 
 from ._comms import CommsActor
-from ._errors import LoopThreadError, RequestTimeout, closed_error
-from ._slots import AsyncioSlot, ThreadSlot, TrioSlot
-from ._stats import ChannelState, CommsStatistics
+from ._context import outgoing_carrier
+from ._errors import HelloTimeout, LoopThreadError, RequestTimeout, closed_error
+from ._signals import running_library
+from ._slots import AsyncioSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
+from ._state import ChannelState
+from ._stats import CommsStatistics
 
 __all__ = ["Comms", "open_comms"]
 
-_PACKED_NIL = b"\xc0"
-# A frame is its array header (1 byte), its id (up to 9 bytes), then the body.
-_FRAME_OVERHEAD = 10
+ReplyT = TypeVar("ReplyT")
 
 
-def _check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
-    """Normalise a timeout: ``None`` or ``inf`` mean no deadline; otherwise > 0."""
+def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
+    """Normalise a timeout: ``None`` or ``inf`` mean no deadline; otherwise > 0.
+
+    Raises:
+        ValueError: not a positive number, ``None`` or ``math.inf``.
+    """
     if timeout is None or timeout == math.inf:
         return None
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
@@ -51,16 +57,25 @@ def _check_timeout(timeout: float | None, name: str = "timeout") -> float | None
     return float(timeout)
 
 
-class Comms:
+def _type_name(message: object) -> str:
+    return "None" if message is None else message_type_of(type(message))
+
+
+@final
+class Comms(metaclass=NoPublicConstructor):
     """A handle on one channel: send requests, get replies, from any thread or loop.
 
-    Made by :func:`open_comms` or :func:`~actors.comms_in_thread`, never directly.
+    Made by :func:`open_comms` or :func:`~actors.comms_in_thread`, never directly
+    (``Comms(...)`` raises ``TypeError``).
     """
 
     def __init__(self, actor: CommsActor, codec: Codec, default_timeout: float | None) -> None:
         self._actor = actor
         self._codec = codec
         self._default_timeout = default_timeout
+
+    def __repr__(self) -> str:
+        return f"<actors.Comms {self._actor.lifecycle.state.name}>"
 
     @property
     def hello(self) -> Any:
@@ -69,78 +84,122 @@ class Comms:
 
     @property
     def state(self) -> AsyncValue[ChannelState]:
-        """The channel's state, observable from the actor's trio run (``await state.wait_value(...)``)."""
-        return self._actor.state
+        """The channel's state, observable from the actor's trio run (``await state.wait_value(...)``).
+
+        From anywhere else, read ``state.value`` or ``await comms.wait_closed()``.
+        """
+        return self._actor.lifecycle.observable
 
     @property
     def close_cause(self) -> BaseException | None:
         """Why the channel closed (the ``__cause__`` of every ``ChannelClosed``), or ``None``."""
-        return self._actor.cause
+        return self._actor.lifecycle.cause
 
     def statistics(self) -> CommsStatistics:
         """A snapshot of the channel's counters."""
         return self._actor.statistics()
 
+    async def wait_closed(self) -> None:
+        """Wait until the channel is closed, from any trio run or asyncio loop.
+
+        Raises:
+            RuntimeError: awaited outside trio and asyncio.
+        """
+        await self._actor.lifecycle.wait_closed()
+
     async def aclose(self) -> None:
         """Close the channel: every pending and later call fails with ``ChannelClosed``.
 
-        Call it from the actor's trio run. Idempotent; returns once the stream is closed.
+        Works from the actor's trio run, another trio run or an asyncio loop.
+        Idempotent; returns once the stream is closed.
         """
-        with trio.CancelScope(shield=True):
-            await self._actor.aclose()
+        actor = self._actor
+        if threading.get_ident() == actor.thread_id and trio.lowlevel.in_trio_task():
+            with trio.CancelScope(shield=True):
+                await actor.aclose()
+            return
+        assert actor.token is not None
+        try:
+            actor.token.run_sync_soon(actor.close, trio.ClosedResourceError("channel closed by aclose()"))
+        except trio.RunFinishedError:
+            return  # the actor's run is over: the channel is closed
+        await self.wait_closed()
 
     # ------------------------------------------------------------------ encoding
 
-    def _pack(self, message: object) -> bytes:
-        body = _PACKED_NIL if message is None else self._codec.pack(message)
-        if len(body) + _FRAME_OVERHEAD > self._actor.max_frame_size:
-            raise LocalProtocolError(
-                f"request body of {len(body)} bytes does not fit max_frame_size={self._actor.max_frame_size}"
-            )
-        return body
+    def _pack(self, message: object, carrier: Mapping[str, Any] | None) -> tuple[bytes, int]:
+        body = self._codec.pack(message)
+        carrier_map = outgoing_carrier(carrier)
+        packed_carrier = None if carrier_map is None else pack_value(carrier_map)
+        check_request_size(body, packed_carrier, self._actor.max_frame_size)
+        if packed_carrier is None:
+            return body, 1
+        return body + packed_carrier, 2
 
     def _timeout(self, timeout: float | None) -> float | None:
-        return self._default_timeout if timeout is None else _check_timeout(timeout)
+        return self._default_timeout if timeout is None else check_timeout(timeout)
 
     # ------------------------------------------------------------------ async callers
 
-    async def asend(self, message: object, timeout: float | None = None) -> Any:
+    @overload
+    async def asend(
+        self, message: Request[ReplyT], timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> ReplyT: ...
+
+    @overload
+    async def asend(
+        self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> Any: ...
+
+    async def asend(
+        self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> Any:
         """Send a request and wait for its reply, from a trio task or an asyncio coroutine.
 
         It detects the running library and never blocks the loop it is awaited on. A
         coroutine on any thread works, including a loop that asgiref's
-        ``async_to_sync`` starts in a worker thread::
+        ``async_to_sync`` starts in a worker thread, and so does a task of another
+        trio run (it parks on its own run)::
 
             reply = await comms.asend(GetVariable(key="k"), timeout=5)
 
         Args:
             message: a message of the channel's codec, or ``None`` for an empty body.
+                If its class derives from ``channel.Request[R]``, the reply is an
+                ``R`` (to mypy too) or the call fails with ``MessageDecodeError``.
             timeout: seconds to wait for the reply (queueing and writing included);
                 ``None`` uses the channel's default, ``math.inf`` waits forever.
+            carrier: the request's ``context_carrier`` (W3C trace context). If
+                ``None`` and OpenTelemetry has an active span, that span's context.
 
         Returns:
             The decoded reply, or ``None`` if the reply had no body.
 
         Raises:
-            MessageEncodeError: ``message`` cannot be encoded (nothing was sent).
+            MessageEncodeError: ``message`` (or ``carrier``) cannot be encoded; nothing
+                was sent.
             LocalProtocolError: the encoded request is over ``max_frame_size``.
-            RequestTimeout: no reply within ``timeout``.
-            RemoteError: the peer answered with an error response.
-            MessageDecodeError: the reply's body is not a known message.
+            RequestTimeout: no reply within ``timeout`` (``.written`` says whether
+                the request had been written).
+            RemoteError: the peer answered with an error response; ``ReplyTooLarge``
+                (a ``RemoteError`` with code ``FRAME_TOO_LARGE``) if the reply was
+                over our ``max_frame_size``.
+            MessageDecodeError: the reply's body is not a known message, or not the
+                reply type the request declares.
             ChannelClosed: the channel closed before the reply came, or was closed.
             RuntimeError: awaited outside trio and asyncio.
         """
         actor = self._actor
         if threading.get_ident() != actor.thread_id or not trio.lowlevel.in_trio_task():
-            return await self._asend_elsewhere(message, timeout)
+            return await self._asend_elsewhere(message, timeout, carrier)
         # A trio task of the actor's own run: the hot path, inline (one coroutine
         # less per call), everything on this thread.
         timeout = self._timeout(timeout)
-        body = self._pack(message)
-        if actor.cause is not None:
-            actor.calls_closed += 1
-            raise closed_error(actor.cause)
-        slot = TrioSlot(body, trio.lowlevel.current_task(), actor)
+        fields, field_count = self._pack(message, carrier)
+        error = actor.closed_error()
+        if error is not None:
+            raise error
+        slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
         actor.submit(slot)
         try:
             if timeout is None:
@@ -148,36 +207,29 @@ class Comms:
             with trio.move_on_after(timeout):
                 return await trio.lowlevel.wait_task_rescheduled(slot.abort)
         except trio.Cancelled:
-            actor.calls_cancelled += 1
+            actor.note_cancelled()
             raise
-        actor.calls_timed_out += 1
-        raise RequestTimeout(timeout)
+        actor.note_timed_out()
+        raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
 
-    async def _asend_elsewhere(self, message: object, timeout: float | None) -> Any:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            return await self._asend_asyncio(loop, message, self._timeout(timeout))
-        if trio.lowlevel.in_trio_task():
-            # A different trio run (another thread): wait in a worker thread.
-            return await trio.to_thread.run_sync(
-                functools.partial(self.send, message, timeout=timeout), abandon_on_cancel=True
-            )
-        raise RuntimeError("asend() must be awaited in a trio task or an asyncio coroutine")
+    async def _asend_elsewhere(self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None) -> Any:
+        if running_library() == "asyncio":
+            return await self._asend_asyncio(message, self._timeout(timeout), carrier)
+        return await self._asend_foreign_trio(message, self._timeout(timeout), carrier)
 
-    async def _asend_asyncio(self, loop: asyncio.AbstractEventLoop, message: object, timeout: float | None) -> Any:
+    async def _asend_asyncio(self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None) -> Any:
         actor = self._actor
-        slot = AsyncioSlot(self._pack(message), loop)
+        fields, field_count = self._pack(message, carrier)
+        slot = AsyncioSlot(fields, field_count, type(message), asyncio.get_running_loop())
         actor.post(actor.submit, slot)
         try:
             async with asyncio.timeout(timeout):
                 await slot.future
         except TimeoutError:
             if slot.try_claim():
+                frame_id = slot.written_frame_id()
                 actor.post(actor.abandon_timed_out, slot)
-                raise RequestTimeout(timeout or 0) from None
+                raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id) from None
         except BaseException:
             if slot.try_claim():
                 actor.post(actor.abandon_cancelled, slot)
@@ -187,9 +239,40 @@ class Comms:
         slot.wait_resolved()
         return slot.unwrap()
 
+    async def _asend_foreign_trio(
+        self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None
+    ) -> Any:
+        # A task of another trio run (a trio host keeping the actor in its own thread
+        # with comms_in_thread): it parks on its own run, no worker thread per call.
+        actor = self._actor
+        fields, field_count = self._pack(message, carrier)
+        slot = ForeignTrioSlot(
+            fields, field_count, type(message), trio.lowlevel.current_task(), trio.lowlevel.current_trio_token()
+        )
+        actor.post(actor.submit, slot)
+        try:
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await trio.lowlevel.wait_task_rescheduled(slot.abort)
+                return slot.unwrap()
+        except trio.Cancelled:
+            actor.post(actor.abandon_cancelled, slot)
+            raise
+        # The deadline passed and the abort claimed the slot.
+        frame_id = slot.written_frame_id()
+        actor.post(actor.abandon_timed_out, slot)
+        raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
+
     # ------------------------------------------------------------------ blocking callers
 
-    def send(self, message: object, timeout: float | None = None) -> Any:
+    @overload
+    def send(
+        self, message: Request[ReplyT], timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> ReplyT: ...
+
+    @overload
+    def send(self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None) -> Any: ...
+
+    def send(self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None) -> Any:
         """Send a request and block this thread until its reply comes.
 
         For any thread that is not the actor's own: ``trio.to_thread`` workers, plain
@@ -211,20 +294,22 @@ class Comms:
             if _has_greenback_portal():
                 import greenback
 
-                return greenback.await_(self.asend(message, timeout=timeout))
+                return greenback.await_(self.asend(message, timeout, carrier))
             raise LoopThreadError(
                 "send() blocks, and this thread runs the trio loop that must deliver its "
                 "reply: it would deadlock. Use `await comms.asend(...)`, or call send() "
                 "inside a greenback portal (`await greenback.ensure_portal()` first)."
             )
         timeout = self._timeout(timeout)
-        slot = ThreadSlot(self._pack(message))
+        fields, field_count = self._pack(message, carrier)
+        slot = ThreadSlot(fields, field_count, type(message))
         actor.post(actor.submit, slot)
         wait = -1 if timeout is None else min(timeout, threading.TIMEOUT_MAX)
         if not slot.wait_resolved(wait):
             if slot.try_claim():
+                frame_id = slot.written_frame_id()
                 actor.post(actor.abandon_timed_out, slot)
-                raise RequestTimeout(timeout or 0)
+                raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
             slot.wait_resolved()  # the reply won the race: it is being stored now
         return slot.unwrap()
 
@@ -239,6 +324,22 @@ def _has_greenback_portal() -> bool:
         return False
 
 
+def check_limits(max_in_flight: int, max_unanswered: int | None, hello_timeout: float) -> int:
+    """Validate the channel's limits; return ``max_unanswered`` with its default.
+
+    Raises:
+        ValueError: a limit is not an int >= 1, or ``hello_timeout`` is not positive.
+    """
+    if type(max_in_flight) is not int or max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be an int >= 1, not {max_in_flight!r}")
+    if max_unanswered is None:
+        max_unanswered = max_in_flight
+    if type(max_unanswered) is not int or max_unanswered < 1:
+        raise ValueError(f"max_unanswered must be an int >= 1, not {max_unanswered!r}")
+    check_timeout(hello_timeout, "hello_timeout")
+    return max_unanswered
+
+
 @asynccontextmanager
 async def open_comms(
     stream: trio.abc.Stream,
@@ -246,8 +347,10 @@ async def open_comms(
     *,
     timeout: float | None = None,
     max_in_flight: int = 1024,
+    max_unanswered: int | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     expect_hello: bool = False,
+    hello_timeout: float = 10.0,
 ) -> AsyncIterator[Comms]:
     """Run a comms actor on ``stream`` inside the current trio run.
 
@@ -265,24 +368,35 @@ async def open_comms(
             or TCP socket, fd 0).
         codec: the message codec for requests and replies.
         timeout: the default deadline of each call, in seconds (``None``: none).
-        max_in_flight: most requests written and not yet answered; later callers
-            wait their turn (their deadlines still apply).
-        max_frame_size: largest frame accepted from the peer, and largest request sent.
+        max_in_flight: most requests written and not yet answered whose callers
+            still wait; later callers wait their turn (their deadlines still apply).
+        max_unanswered: most written requests whose callers gave up while their
+            replies are still due (default: ``max_in_flight``). One more, and the
+            peer counts as unresponsive: the channel closes with
+            :class:`~actors.PeerUnresponsive` as the cause.
+        max_frame_size: largest frame accepted from the peer (a larger reply fails
+            only its caller), and largest request sent.
         expect_hello: the peer's first frame is an unsolicited response with id 0
-            (Airflow's ``StartTriggerer``); wait for it (within ``timeout``) and keep
-            its message as ``comms.hello`` before any request is sent.
+            (Airflow's ``StartTriggerer``); wait for it and keep its message as
+            ``comms.hello`` before any request is sent. Without it, a hello from
+            the peer is logged once with a hint and otherwise ignored.
+        hello_timeout: seconds to wait for that hello.
 
     Raises:
         ValueError: an option is out of range.
-        RequestTimeout: ``expect_hello`` and no hello came within ``timeout``.
+        HelloTimeout: ``expect_hello`` and no hello came within ``hello_timeout``.
         ChannelClosed: ``expect_hello`` and the channel closed before the hello.
         RemoteError, MessageDecodeError: the hello was an error or did not decode.
     """
-    default_timeout = _check_timeout(timeout)
-    if type(max_in_flight) is not int or max_in_flight < 1:
-        raise ValueError(f"max_in_flight must be an int >= 1, not {max_in_flight!r}")
+    default_timeout = check_timeout(timeout)
+    max_unanswered = check_limits(max_in_flight, max_unanswered, hello_timeout)
     actor = CommsActor(
-        stream, codec, max_in_flight=max_in_flight, max_frame_size=max_frame_size, expect_hello=expect_hello
+        stream,
+        codec,
+        max_in_flight=max_in_flight,
+        max_unanswered=max_unanswered,
+        max_frame_size=max_frame_size,
+        expect_hello=expect_hello,
     )
     # The actor never raises into this nursery. An exception from the hello wait or
     # from the host's own block is kept out of it too, and re-raised after, so the
@@ -290,10 +404,10 @@ async def open_comms(
     error: Exception | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
-        comms = Comms(actor, codec, default_timeout)
+        comms: Comms = Comms._create(actor, codec, default_timeout)
         try:
             if expect_hello:
-                await _wait_hello(actor, default_timeout)
+                await _wait_hello(actor, hello_timeout)
             yield comms
         except Exception as exc:
             error = exc
@@ -303,13 +417,13 @@ async def open_comms(
         raise error
 
 
-async def _wait_hello(actor: CommsActor, timeout: float | None) -> None:
-    with trio.move_on_after(math.inf if timeout is None else timeout):
-        await actor.hello_received.wait()
-    if not actor.hello_received.is_set():
-        raise RequestTimeout(timeout or 0)
+async def _wait_hello(actor: CommsActor, timeout: float) -> None:
+    with trio.move_on_after(timeout):
+        await actor.lifecycle.wait_open()
+    if actor.lifecycle.state is ChannelState.AWAITING_HELLO:
+        raise HelloTimeout(timeout)
     if actor.hello_error is not None:
         raise actor.hello_error
-    if actor.hello_pending:
-        assert actor.cause is not None
-        raise closed_error(actor.cause)
+    if not actor.hello_arrived:
+        assert actor.lifecycle.cause is not None
+        raise closed_error(actor.lifecycle.cause)

@@ -4,13 +4,16 @@ One reader decodes requests and starts a handler task for each (at most
 ``max_concurrency`` at once; the reader stops reading while that many run, which is
 the backpressure a flooding peer feels). Handlers pack their own replies; one writer
 sends every reply ready at that moment in one write, in completion order, so a slow
-handler holds up nobody else.
+handler holds up nobody else. Reader and writer are the same
+:class:`~actors._pump.FramePump` the requester's actor uses, with the same policy for
+what ends a stream.
 """
 
 from __future__ import annotations
 
-import collections
+import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,129 +21,124 @@ import trio
 
 from channel import (
     DEFAULT_MAX_FRAME_SIZE,
-    END_OF_STREAM,
-    GENERIC_ERROR,
-    NEED_DATA,
     Codec,
-    FrameDecoder,
+    ErrorReply,
     MessageDecodeError,
-    MessageEncodeError,
+    OversizedFrame,
     RemoteProtocolError,
     RequestFrame,
-    error_body,
-    frame_head,
-    pack_value,
+    pack_error_body,
+    response_bytes,
 )
 
-from ._stream_io import StreamIO
+from ._context import RequestInfo, request_info
+from ._pump import FramePump
 
-__all__ = ["serve"]
+__all__ = ["Handler", "serve"]
 
-log = logging.getLogger("trio_comms")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Awaitable[Any]]
+"""``async def handler(message) -> reply message or None``."""
 
 
-def _decode_error_body(error: MessageDecodeError) -> dict[str, Any]:
-    return {
-        "type": "ErrorResponse",
-        "error": GENERIC_ERROR,
-        "detail": {
-            "error_type": "MessageDecodeError",
-            "message_type": error.message_type,
-            "path": error.path,
-            "reason": error.reason,
-        },
-    }
-
-
-def _reply_frame(frame_id: int, body: bytes | None, error: bytes | None) -> bytes:
-    if error is not None:
-        fields = (body or b"\xc0") + error
-        return frame_head(frame_id, len(fields), 2) + fields
-    if body is None:
-        return frame_head(frame_id, 0, 0)
-    return frame_head(frame_id, len(body), 1) + body
+def _is_async_callable(handler: object) -> bool:
+    while hasattr(handler, "func"):  # functools.partial
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
 
 
 class _Responder:
-    def __init__(self, stream: trio.abc.Stream, codec: Codec, handler: Handler, max_concurrency: int, max_frame_size: int) -> None:
-        self._io = StreamIO(stream)
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        codec: Codec,
+        handler: Handler,
+        *,
+        max_concurrency: int,
+        max_frame_size: int,
+        incarnation: int | None,
+    ) -> None:
+        self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size)
         self._codec = codec
         self._handler = handler
-        self._decoder = FrameDecoder(RequestFrame, max_frame_size=max_frame_size)
-        self._slots = trio.Semaphore(max_concurrency)
-        self._replies: collections.deque[bytes] = collections.deque()
-        self._writer_lot = trio.lowlevel.ParkingLot()
-        self._reading_done = False
+        self._incarnation = incarnation
+        self._handler_room = trio.Semaphore(max_concurrency)
+        self._handlers: trio.Nursery | None = None
+        self.running = 0
 
-    def queue_reply(self, data: bytes) -> None:
-        self._replies.append(data)
-        self._writer_lot.unpark_all()
+    def on_frame(self, event: RequestFrame | OversizedFrame) -> None:
+        if type(event) is OversizedFrame:
+            self._handler_room.release()
+            log.warning("request frame %d of %d bytes is over max_frame_size=%d: answered FRAME_TOO_LARGE",
+                        event.id, event.size, event.max_frame_size)
+            self.pump.queue(response_bytes(event.id, None, pack_error_body(event.error_reply("request"))))
+            return
+        assert self._handlers is not None and type(event) is RequestFrame
+        self.running += 1
+        self._handlers.start_soon(self.handle, event)
 
     async def handle(self, frame: RequestFrame) -> None:
+        request_info.set(RequestInfo(frame_id=frame.id, carrier=frame.context_carrier, incarnation=self._incarnation))
         try:
             try:
                 message = self._codec.decode(frame.body) if frame.body is not None else None
             except MessageDecodeError as exc:
-                self.queue_reply(_reply_frame(frame.id, None, pack_value(_decode_error_body(exc))))
+                log.warning("request frame %d did not decode: %s", frame.id, exc)
+                self.pump.queue(response_bytes(frame.id, None, pack_error_body(exc)))
                 return
             try:
                 reply = await self._handler(message)
                 body = None if reply is None else self._codec.pack(reply)
             except Exception as exc:
-                self.queue_reply(_reply_frame(frame.id, None, _pack_error(exc)))
+                if isinstance(exc, ErrorReply):
+                    log.debug("handler answered frame %d with %s", frame.id, exc.code, exc_info=True)
+                else:
+                    log.exception("handler failed on frame %d (%s)", frame.id, type(message).__name__)
+                self.pump.queue(response_bytes(frame.id, None, pack_error_body(exc)))
                 return
-            self.queue_reply(_reply_frame(frame.id, body, None))
+            self.pump.queue(response_bytes(frame.id, body))
         finally:
-            self._slots.release()
+            self.running -= 1
+            self._handler_room.release()
 
-    async def read_loop(self, handlers: trio.Nursery) -> None:
-        decoder = self._decoder
-        while True:
-            try:
-                data = await self._io.receive_some()
-            except (trio.BrokenResourceError, ConnectionError):
-                return  # the peer reset the connection: as good as gone
-            decoder.receive_data(data)
-            while True:
-                frame = decoder.next_frame()
-                if frame is NEED_DATA:
-                    break
-                if frame is END_OF_STREAM:
-                    return
-                await self._slots.acquire()
-                handlers.start_soon(self.handle, frame)
+    async def run(self, drain_timeout: float, task_status: trio.TaskStatus[None]) -> RemoteProtocolError | None:
+        """Read, handle and write until the stream ends; return a protocol error, if any."""
+        pump = self.pump
+        write_error: BaseException | None = None
+        protocol_error: RemoteProtocolError | None = None
+        with trio.CancelScope() as drain_scope:
+            async with trio.open_nursery() as nursery:
 
-    async def write_loop(self) -> None:
-        replies = self._replies
-        while True:
-            if not replies:
-                if self._reading_done:
-                    return
-                await self._writer_lot.park()
-                continue
-            data = b"".join(replies)
-            replies.clear()
-            try:
-                await self._io.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-                return  # the peer is gone; reading will see its end of stream
+                async def write() -> None:
+                    nonlocal write_error
+                    write_error = await pump.write_batches(pump.take_queued)
+                    if write_error is not None:
+                        # The peer cannot hear us: no reply can be delivered any more.
+                        log.debug("responder stream failed on write: %r", write_error)
+                        drain_scope.cancel()
 
-    def finish_writing(self) -> None:
-        self._reading_done = True
-        self._writer_lot.unpark_all()
-
-
-def _pack_error(exc: Exception) -> bytes:
-    try:
-        return pack_value(error_body(exc))
-    except MessageEncodeError:
-        # An ErrorReply whose detail msgpack cannot carry: keep the code, say why.
-        code = getattr(exc, "code", GENERIC_ERROR)
-        return pack_value(
-            {"type": "ErrorResponse", "error": code, "detail": {"error_type": type(exc).__qualname__, "message": str(exc)}}
-        )
+                nursery.start_soon(write)
+                async with trio.open_nursery() as handlers:
+                    self._handlers = handlers
+                    task_status.started()
+                    end = await pump.read_frames(self.on_frame, before_frame=self._handler_room.acquire)
+                    if isinstance(end, RemoteProtocolError):
+                        # Kept, not returned here: the cancel would replace a return.
+                        log.warning("peer sent a bad frame, closing: %s", end)
+                        protocol_error = end
+                        drain_scope.cancel()
+                    else:
+                        log.debug("peer's stream ended (%r): draining %d handlers", end, self.running)
+                        # Stop reading; give running handlers, and the writing of their
+                        # replies, drain_timeout in all; then cancel what is left.
+                        drain_scope.deadline = trio.current_time() + drain_timeout
+                pump.finish()
+        if protocol_error is None and drain_scope.cancelled_caught and self.running and write_error is None:
+            log.warning("cancelled %d handlers still running %g s after the peer's end", self.running, drain_timeout)
+        return protocol_error
 
 
 async def serve(
@@ -151,6 +149,9 @@ async def serve(
     max_concurrency: int = 64,
     hello: Any = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    drain_timeout: float = 5.0,
+    incarnation: int | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Answer the requests on ``stream`` with ``handler`` until the peer closes its side.
 
@@ -162,19 +163,27 @@ async def serve(
             raise ErrorReply("UNKNOWN_REQUEST", {"type": type(message).__name__})
 
         await actors.serve(stream, codec, handler, hello=StartTriggerer())
+        # or, to know it is serving: await nursery.start(actors.serve, stream, codec, handler)
 
     Requests are handled concurrently (at most ``max_concurrency`` at once) and each
     reply is written as soon as its handler returns, in any order. Any request id is
-    accepted, 0 included (Airflow's task SDK numbers from 0).
+    accepted, 0 included (Airflow's task SDK numbers from 0). Inside the handler,
+    :func:`~actors.current_request` gives the frame id, trace carrier and incarnation.
 
     - A handler that raises ``ErrorReply`` (or ``RemoteError``) answers with its code
       and detail; any other exception answers ``GENERIC_ERROR`` with a detail naming
-      the exception. Either way only that request fails.
+      the exception, and is logged with its traceback. Either way only that request
+      fails.
     - A request body that does not decode is answered ``GENERIC_ERROR`` with a
       detail giving the message type, field path and reason; never silence.
-    - When the peer closes its side, running handlers finish and their replies are
-      written (if the peer still reads), then ``serve`` returns.
+    - A request over ``max_frame_size`` whose id can be read is skipped unbuffered and
+      answered ``FRAME_TOO_LARGE`` with both sizes in the detail.
+    - When the peer's stream ends (it closed its side, or the stream failed), reading
+      stops; running handlers get ``drain_timeout`` seconds to finish and have their
+      replies written (if the peer still reads), then the rest are cancelled and
+      ``serve`` returns.
 
+    Logging goes to the ``actors._responder`` logger (configure ``"actors"`` for all).
     The responder owns ``stream`` and closes it when it returns or raises.
 
     Args:
@@ -184,32 +193,36 @@ async def serve(
         max_concurrency: most handlers running at once.
         hello: a message sent first, unsolicited, as a response with id 0.
         max_frame_size: largest request frame accepted.
+        drain_timeout: seconds running handlers get after the peer's end.
+        incarnation: reported by :func:`~actors.current_request` (a supervisor sets it).
+        task_status: for ``nursery.start``: started once the responder is reading.
 
     Raises:
         RemoteProtocolError: the peer sent bytes that are not a frame (garbage, a
-            zero-length or oversized frame, end of stream inside a frame); running
-            handlers are cancelled and the stream closed.
+            zero-length frame, an oversized one whose id cannot be read, end of
+            stream inside a frame); running handlers are cancelled and the stream closed.
+        TypeError: ``handler`` is not an ``async def`` function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).
-        ValueError: ``max_concurrency`` is not an int >= 1.
+        ValueError: ``max_concurrency`` is not an int >= 1, or ``drain_timeout`` is negative.
     """
+    if not _is_async_callable(handler):
+        raise TypeError(
+            f"serve() needs an async handler (`async def handler(message): ...`), not {handler!r}"
+        )
     if type(max_concurrency) is not int or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
-    responder = _Responder(stream, codec, handler, max_concurrency, max_frame_size)
-    protocol_error: RemoteProtocolError | None = None
+    if not isinstance(drain_timeout, (int, float)) or not 0 <= drain_timeout <= math.inf:
+        raise ValueError(f"drain_timeout must be a number of seconds >= 0, not {drain_timeout!r}")
+    responder = _Responder(
+        stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size, incarnation=incarnation
+    )
     try:
         if hello is not None:
-            responder.queue_reply(_reply_frame(0, codec.pack(hello), None))
-        async with trio.open_nursery() as writer:
-            writer.start_soon(responder.write_loop)
-            async with trio.open_nursery() as handlers:
-                try:
-                    await responder.read_loop(handlers)
-                except RemoteProtocolError as exc:
-                    # Raised after the nurseries, bare, not inside an ExceptionGroup.
-                    protocol_error = exc
-                    writer.cancel_scope.cancel()
-            responder.finish_writing()
+            responder.pump.queue(response_bytes(0, codec.pack(hello)))
+        log.debug("serving %r", stream)
+        protocol_error = await responder.run(drain_timeout, task_status)
     finally:
         await trio.aclose_forcefully(stream)
+        log.debug("stopped serving %r", stream)
     if protocol_error is not None:
         raise protocol_error

@@ -1,18 +1,25 @@
 """Reply slots: how the actor hands a reply to a caller, wherever the caller runs.
 
 A slot is a one-shot: the caller creates it with its packed request, the actor
-resolves it once with a reply or an error. Whoever *claims* a slot first decides
-its fate: the actor when it resolves it, the caller when it gives up (deadline or
-cancel). The claim is what makes a late reply and a timeout unable to both happen
-to one call, even when the caller runs on another thread.
+resolves it once with a reply or an error. Two decisions are made on each slot,
+each by whoever gets there first, so no call can have two fates even when its
+caller runs on another thread:
 
-Three kinds, one per way of waiting:
+- *take*: the writer takes the slot to write it, or the caller (giving up) takes it
+  so that it is never written. That is what makes ``RequestTimeout.written`` exact.
+- *claim*: the actor claims it to resolve it with a reply, or the caller claims it
+  to give up (deadline or cancel). That is what makes a late reply and a timeout
+  unable to both happen to one call.
+
+Four kinds, one per way of waiting:
 
 - :class:`TrioSlot`: a task of the actor's own trio run, parked with
   ``wait_task_rescheduled`` (no memory channel, no Event: about a microsecond).
 - :class:`ThreadSlot`: a thread blocked on a lock the actor releases.
-- :class:`AsyncioSlot`: a coroutine awaiting a future on its own loop; the actor
-  wakes each loop once per batch of replies, not once per reply.
+- :class:`AsyncioSlot`: a coroutine awaiting a future on its own loop.
+- :class:`ForeignTrioSlot`: a task of *another* trio run, parked on its own run.
+
+The cross-thread kinds are woken once per loop per batch of replies, not once per reply.
 """
 
 from __future__ import annotations
@@ -27,22 +34,30 @@ import trio
 if TYPE_CHECKING:
     from ._comms import CommsActor
 
-__all__ = ["AsyncioSlot", "ReplySlot", "ThreadSlot", "TrioSlot", "WakeBatch"]
+__all__ = ["AsyncioSlot", "ForeignTrioSlot", "ReplySlot", "ThreadSlot", "TrioSlot", "WakeBatch", "flush_wakeups"]
 
 
-WakeBatch = dict[asyncio.AbstractEventLoop, list["AsyncioSlot"]]
-"""asyncio slots resolved since the last flush, by loop (one wake-up per loop)."""
+WakeBatch = dict[Any, list["CrossThreadSlot"]]
+"""Cross-thread slots resolved since the last flush, by the loop that wakes them."""
 
 
 class ReplySlot:
-    """What every slot has: the packed request, and whether the actor has it waiting
-    for room under ``max_in_flight`` (only the actor's thread reads or writes that)."""
+    """What every slot has: the packed request fields (body, and carrier if any),
+    the request's class (for the declared reply type), its frame id once written,
+    and whether the actor has it waiting for room under ``max_in_flight``."""
 
-    __slots__ = ("body", "waiting")
+    __slots__ = ("field_count", "fields", "frame_id", "request_class", "waiting")
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, fields: bytes, field_count: int, request_class: type) -> None:
+        self.fields = fields
+        self.field_count = field_count
+        self.request_class = request_class
+        self.frame_id = 0  # 0 until written (requests are numbered from 1)
         self.waiting = False
+
+    def try_take(self) -> bool:
+        """The writer's take: False if the caller gave up before it could be written."""
+        raise NotImplementedError
 
     def try_claim(self) -> bool:
         """Take the right to decide this call's outcome; False if already taken."""
@@ -62,8 +77,10 @@ class TrioSlot(ReplySlot):
 
     __slots__ = ("actor", "claimed", "task")
 
-    def __init__(self, body: bytes, task: trio.lowlevel.Task, actor: CommsActor) -> None:
-        super().__init__(body)
+    def __init__(
+        self, fields: bytes, field_count: int, request_class: type, task: trio.lowlevel.Task, actor: CommsActor
+    ) -> None:
+        super().__init__(fields, field_count, request_class)
         self.task = task
         self.actor = actor
         self.claimed = False
@@ -78,6 +95,9 @@ class TrioSlot(ReplySlot):
         self.actor.abandon(self)
         return trio.lowlevel.Abort.SUCCEEDED
 
+    def try_take(self) -> bool:
+        return not self.claimed
+
     def try_claim(self) -> bool:
         if self.claimed:
             return False
@@ -91,18 +111,32 @@ class TrioSlot(ReplySlot):
         trio.lowlevel.reschedule(self.task, outcome.Value(value) if error is None else outcome.Error(error))
 
 
-class _CrossThreadSlot(ReplySlot):
-    """A slot whose caller waits on another thread: the claim is a lock."""
+class CrossThreadSlot(ReplySlot):
+    """A slot whose caller waits on another thread: the take and the claim are locks."""
 
-    __slots__ = ("_claim", "_done", "error", "value")
+    __slots__ = ("_claim", "_done", "_taken", "error", "value")
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body)
+    def __init__(self, fields: bytes, field_count: int, request_class: type) -> None:
+        super().__init__(fields, field_count, request_class)
         self._claim = threading.Lock()
+        self._taken = threading.Lock()
         self._done = threading.Lock()
         self._done.acquire()
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def try_take(self) -> bool:
+        return self._taken.acquire(blocking=False)
+
+    def written_frame_id(self) -> int | None:
+        """After the caller's claim: the frame id it was written as, or ``None``.
+
+        The caller takes the slot if the writer has not: then it is never written.
+        The writer sets ``frame_id`` before its own take, so a failed take here sees it.
+        """
+        if self._taken.acquire(blocking=False):
+            return None
+        return self.frame_id
 
     def try_claim(self) -> bool:
         return self._claim.acquire(blocking=False)
@@ -112,10 +146,25 @@ class _CrossThreadSlot(ReplySlot):
         # seen while the slot is still queued is the caller's.
         return self._claim.locked()
 
-    def _store(self, value: Any, error: BaseException | None) -> None:
+    def resolve(self, value: Any, error: BaseException | None, wake: WakeBatch) -> None:
         self.value = value
         self.error = error
         self._done.release()
+        key = self.wake_key()
+        if key is not None:
+            batch = wake.get(key)
+            if batch is None:
+                wake[key] = [self]
+            else:
+                batch.append(self)
+
+    def wake_key(self) -> Any:
+        """The loop that wakes this slot's caller, or ``None`` if it needs no waking."""
+        return None
+
+    @staticmethod
+    def wake_all(key: Any, slots: list[CrossThreadSlot]) -> None:
+        """Wake every caller in ``slots`` (all sharing ``key``), from the actor's thread."""
 
     def wait_resolved(self, timeout: float = -1) -> bool:
         """Block until the actor has stored the outcome; False on timeout."""
@@ -127,32 +176,31 @@ class _CrossThreadSlot(ReplySlot):
         return self.value
 
 
-class ThreadSlot(_CrossThreadSlot):
-    """A slot for a plain thread blocked in ``send``."""
+class ThreadSlot(CrossThreadSlot):
+    """A slot for a plain thread blocked in ``send``: the stored outcome wakes it."""
 
     __slots__ = ()
 
-    def resolve(self, value: Any, error: BaseException | None, wake: WakeBatch) -> None:
-        self._store(value, error)
 
-
-class AsyncioSlot(_CrossThreadSlot):
+class AsyncioSlot(CrossThreadSlot):
     """A slot for a coroutine on an asyncio loop (any thread) awaiting ``asend``."""
 
     __slots__ = ("future", "loop")
 
-    def __init__(self, body: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(body)
+    def __init__(self, fields: bytes, field_count: int, request_class: type, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(fields, field_count, request_class)
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
 
-    def resolve(self, value: Any, error: BaseException | None, wake: WakeBatch) -> None:
-        self._store(value, error)
-        batch = wake.get(self.loop)
-        if batch is None:
-            wake[self.loop] = [self]
-        else:
-            batch.append(self)
+    def wake_key(self) -> Any:
+        return self.loop
+
+    @staticmethod
+    def wake_all(key: Any, slots: list[CrossThreadSlot]) -> None:
+        try:
+            key.call_soon_threadsafe(_wake_futures, slots)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is left to wake
 
 
 def _wake_futures(slots: list[AsyncioSlot]) -> None:
@@ -161,11 +209,47 @@ def _wake_futures(slots: list[AsyncioSlot]) -> None:
             slot.future.set_result(None)
 
 
-def flush_wakeups(wake: WakeBatch) -> None:
-    """Wake every asyncio loop that has resolved slots: one thread-safe call per loop."""
-    for loop, slots in wake.items():
+class ForeignTrioSlot(CrossThreadSlot):
+    """A slot for a task of another trio run (another thread), parked on its own run."""
+
+    __slots__ = ("task", "token")
+
+    def __init__(
+        self,
+        fields: bytes,
+        field_count: int,
+        request_class: type,
+        task: trio.lowlevel.Task,
+        token: trio.lowlevel.TrioToken,
+    ) -> None:
+        super().__init__(fields, field_count, request_class)
+        self.task = task
+        self.token = token
+
+    def abort(self, _: object) -> trio.lowlevel.Abort:
+        """The caller was cancelled: give up, unless the reply is already on its way."""
+        if self.try_claim():
+            return trio.lowlevel.Abort.SUCCEEDED
+        return trio.lowlevel.Abort.FAILED  # resolved: its reschedule is coming
+
+    def wake_key(self) -> Any:
+        return self.token
+
+    @staticmethod
+    def wake_all(key: Any, slots: list[CrossThreadSlot]) -> None:
         try:
-            loop.call_soon_threadsafe(_wake_futures, slots)
-        except RuntimeError:
-            pass  # that loop is closed: nobody is left to wake
+            key.run_sync_soon(_reschedule_all, slots)
+        except trio.RunFinishedError:
+            pass  # that run is over: nobody is left to wake
+
+
+def _reschedule_all(slots: list[ForeignTrioSlot]) -> None:
+    for slot in slots:
+        trio.lowlevel.reschedule(slot.task)
+
+
+def flush_wakeups(wake: WakeBatch) -> None:
+    """Wake every loop that has resolved slots: one thread-safe call per loop."""
+    for key, slots in wake.items():
+        slots[0].wake_all(key, slots)
     wake.clear()

@@ -1,23 +1,10 @@
-"""The channel's state and statistics."""
+"""The channel's statistics: the counters the actor keeps, and their frozen snapshot."""
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
-__all__ = ["ChannelState", "CommsStatistics"]
-
-
-class ChannelState(enum.Enum):
-    """Where a channel is in its life. Observable as ``comms.state`` (an ``AsyncValue``)."""
-
-    OPEN = "open"
-    """Calls are accepted and the actor is reading and writing."""
-    CLOSING = "closing"
-    """The close has begun: every call already fails; the stream is being closed."""
-    CLOSED = "closed"
-    """The stream is closed; ``comms.close_cause`` says why."""
+__all__ = ["CommsStatistics", "Counters"]
 
 
 @attrs.frozen(kw_only=True)
@@ -42,7 +29,10 @@ class CommsStatistics:
     replies_remote_error: int
     """Routed replies that were error responses (the caller got ``RemoteError``)."""
     replies_undecodable: int
-    """Routed replies whose body did not decode (the caller got ``MessageDecodeError``)."""
+    """Routed replies whose body did not decode or was not the declared reply type
+    (the caller got ``MessageDecodeError``)."""
+    replies_too_large: int
+    """Replies over ``max_frame_size``, skipped unread (the caller got ``ReplyTooLarge``)."""
     calls_timed_out: int
     """Calls that raised ``RequestTimeout``."""
     calls_cancelled: int
@@ -50,10 +40,66 @@ class CommsStatistics:
     calls_closed: int
     """Calls that raised ``ChannelClosed``, pending ones and later ones alike."""
     in_flight: int
-    """Requests written and not yet answered (including ones whose caller gave up)."""
+    """Requests written and not yet answered, including ones whose caller gave up."""
+    in_flight_abandoned: int
+    """Of :attr:`in_flight`, those whose caller gave up: they count towards
+    ``max_unanswered``, not ``max_in_flight``."""
     queued: int
     """Requests accepted but not yet written (waiting for the writer or for room in flight)."""
     bytes_sent: int
     """Bytes written to the stream."""
     bytes_received: int
     """Bytes read from the stream."""
+
+
+class Counters:
+    """The actor's running counts: one object, changed only by the actor's methods."""
+
+    __slots__ = (
+        "calls_cancelled",
+        "calls_closed",
+        "calls_timed_out",
+        "replies_late",
+        "replies_remote_error",
+        "replies_routed",
+        "replies_too_large",
+        "replies_undecodable",
+        "replies_unknown",
+        "requests_sent",
+        "requests_unanswered",
+    )
+
+    def __init__(self) -> None:
+        self.requests_sent = 0
+        self.replies_routed = 0
+        self.replies_late = 0
+        self.replies_unknown = 0
+        self.requests_unanswered = 0
+        self.replies_remote_error = 0
+        self.replies_undecodable = 0
+        self.replies_too_large = 0
+        self.calls_timed_out = 0
+        self.calls_cancelled = 0
+        self.calls_closed = 0
+
+    def snapshot(
+        self, *, in_flight: int, in_flight_abandoned: int, queued: int, bytes_sent: int, bytes_received: int
+    ) -> CommsStatistics:
+        return CommsStatistics(
+            requests_sent=self.requests_sent,
+            replies_routed=self.replies_routed,
+            replies_late=self.replies_late,
+            replies_unknown=self.replies_unknown,
+            requests_unanswered=self.requests_unanswered,
+            replies_remote_error=self.replies_remote_error,
+            replies_undecodable=self.replies_undecodable,
+            replies_too_large=self.replies_too_large,
+            calls_timed_out=self.calls_timed_out,
+            calls_cancelled=self.calls_cancelled,
+            calls_closed=self.calls_closed,
+            in_flight=in_flight,
+            in_flight_abandoned=in_flight_abandoned,
+            queued=queued,
+            bytes_sent=bytes_sent,
+            bytes_received=bytes_received,
+        )

@@ -4,8 +4,10 @@ For a ``trio.SocketStream`` the syscalls are made here, on its fd: a read waits 
 the socket to be readable and then reads (one scheduler pass, where SocketStream
 takes two), and a write writes until the socket is full before it waits (none,
 where SocketStream takes one). The caller keeps fairness: a reader yields once per
-read, in that wait. Any other stream goes through its own ``send_all`` and
-``receive_some``.
+read, in that wait. This fast path is POSIX: it needs ``os.read``/``os.write`` on a
+socket fd, which Windows does not offer, so there (and for a *subclass* of
+``SocketStream``, whose overrides must run, and for every other stream) the stream's
+own ``send_all`` and ``receive_some`` are used.
 
 Errors are the stream's own (``OSError`` from the fd, or whatever the stream
 raises); the stream still belongs to its owner, who closes it.
@@ -14,6 +16,7 @@ raises); the stream still belongs to its owner, who closes it.
 from __future__ import annotations
 
 import os
+import sys
 
 import trio
 
@@ -27,7 +30,13 @@ class StreamIO:
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
-        self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+        fast = type(stream) is trio.SocketStream and sys.platform != "win32"
+        self._fd = stream.socket.fileno() if fast else -1
+
+    @property
+    def fd(self) -> int:
+        """The socket fd the fast path makes its syscalls on, or -1 (the stream's own methods)."""
+        return self._fd
 
     async def send_all(self, data: bytes) -> None:
         """Write all of ``data``, waiting only while the socket is full."""

@@ -4,72 +4,158 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from types import TracebackType
+from typing import Any, final
 
 import trio
 
-from channel import Codec
+from channel import DEFAULT_MAX_FRAME_SIZE, Codec
+from channel._util import NoPublicConstructor
 
-from ._handle import Comms, open_comms
+from ._handle import Comms, check_limits, check_timeout, open_comms
+from ._signals import CrossLoopEvent
 
-__all__ = ["comms_in_thread"]
+__all__ = ["ThreadedComms", "comms_in_thread"]
 
 
-@contextmanager
-def comms_in_thread(sock: socket.socket, codec: Codec, **options: Any) -> Iterator[Comms]:
+@final
+class ThreadedComms(metaclass=NoPublicConstructor):
+    """What :func:`comms_in_thread` returns: enter it with ``with`` or ``async with``."""
+
+    def __init__(self, sock: socket.socket, codec: Codec, options: dict[str, Any]) -> None:
+        self._sock = sock
+        self._codec = codec
+        self._options = options
+        self._started = CrossLoopEvent()  # the channel is open, or failed to open
+        self._finished = CrossLoopEvent()  # the actor's trio run is over
+        self._comms: Comms | None = None
+        self._error: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="trio-comms", daemon=True)
+        self._entered = False
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        finally:
+            self._finished.set()
+            self._started.set()  # never leave an entering host waiting
+
+    async def _main(self) -> None:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(self._sock))
+        try:
+            async with open_comms(stream, self._codec, **self._options) as comms:
+                self._comms = comms
+                self._token = trio.lowlevel.current_trio_token()
+                self._stop = trio.Event()
+                self._started.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            if self._comms is not None:
+                raise
+            self._error = exc
+
+    def _begin(self) -> None:
+        if self._entered:
+            raise RuntimeError("comms_in_thread(...) can be entered only once")
+        self._entered = True
+        self._thread.start()
+
+    def _opened(self) -> Comms:
+        if self._comms is None:
+            self._thread.join()
+            assert self._error is not None
+            raise self._error
+        return self._comms
+
+    def _request_stop(self) -> None:
+        assert self._token is not None and self._stop is not None
+        try:
+            self._token.run_sync_soon(self._stop.set)
+        except trio.RunFinishedError:
+            pass
+
+    # ------------------------------------------------------------------ blocking host
+
+    def __enter__(self) -> Comms:
+        self._begin()
+        self._started.wait_blocking()
+        return self._opened()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._request_stop()
+        self._thread.join()
+
+    # ------------------------------------------------------------------ async host
+
+    async def __aenter__(self) -> Comms:
+        # Starting a thread is the only blocking step (well under a millisecond); the
+        # actor's start and the hello wait happen on its thread while this loop runs.
+        self._begin()
+        await self._started.wait()
+        return self._opened()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._request_stop()
+        await self._finished.wait()
+        self._thread.join()  # the run is over: the thread is returning
+
+
+def comms_in_thread(
+    sock: socket.socket,
+    codec: Codec,
+    *,
+    timeout: float | None = None,
+    max_in_flight: int = 1024,
+    max_unanswered: int | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    expect_hello: bool = False,
+    hello_timeout: float = 10.0,
+) -> ThreadedComms:
     """Run a comms actor on ``sock`` in a daemon thread with its own trio loop.
 
-    For hosts that are not trio programs: ``comms.send(...)`` works from any of the
-    host's threads and ``await comms.asend(...)`` from any asyncio loop. Because the
-    actor has a loop of its own, a host thread or loop that blocks cannot stall the
+    For hosts that are not trio programs, or trio programs whose own loop might
+    block: ``comms.send(...)`` works from any of the host's threads and
+    ``await comms.asend(...)`` from any asyncio loop or trio run. Because the actor
+    has a loop of its own, a host thread or loop that blocks cannot stall the
     channel: replies keep being routed to everyone else. ::
 
-        with actors.comms_in_thread(sock, codec, timeout=10) as comms:
+        with actors.comms_in_thread(sock, codec, timeout=10) as comms:      # threads
             reply = comms.send(GetVariable(key="k"))
 
-    The actor owns ``sock`` and closes it. Leaving the block closes the channel
-    (pending calls raise ``ChannelClosed``) and joins the thread.
+        async with actors.comms_in_thread(sock, codec) as comms:            # asyncio or trio
+            reply = await comms.asend(GetVariable(key="k"))
+
+    ``async with`` never blocks the host's loop while the actor starts, waits for
+    the hello, or shuts down. The actor owns ``sock`` and closes it. Leaving the
+    block closes the channel (pending calls raise ``ChannelClosed``) and ends the
+    thread.
 
     Args:
         sock: a connected stream socket (a socketpair end, a Unix or TCP socket).
         codec: the message codec.
-        **options: as for :func:`open_comms` (``timeout``, ``max_in_flight``,
-            ``max_frame_size``, ``expect_hello``).
+        timeout, max_in_flight, max_unanswered, max_frame_size, expect_hello,
+            hello_timeout: as for :func:`~actors.open_comms`.
 
     Raises:
-        Whatever :func:`open_comms` raises on entry (bad options, no hello).
+        ValueError: an option is out of range (raised here, before any thread starts).
+        On entering, whatever :func:`~actors.open_comms` raises on entry (no hello,
+        a hello that is an error).
     """
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        try:
-            async with open_comms(stream, codec, **options) as comms:
-                box["comms"] = comms
-                box["token"] = trio.lowlevel.current_trio_token()
-                box["stop"] = stop = trio.Event()
-                started.set()
-                await stop.wait()
-        except BaseException as exc:
-            if started.is_set():
-                raise
-            box["error"] = exc
-            started.set()
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="trio-comms", daemon=True)
-    thread.start()
-    started.wait()
-    if "error" in box:
-        thread.join()
-        raise box["error"]
-    try:
-        yield box["comms"]
-    finally:
-        try:
-            box["token"].run_sync_soon(box["stop"].set)
-        except trio.RunFinishedError:
-            pass
-        thread.join()
+    check_timeout(timeout)
+    check_limits(max_in_flight, max_unanswered, hello_timeout)
+    options = {
+        "timeout": timeout,
+        "max_in_flight": max_in_flight,
+        "max_unanswered": max_unanswered,
+        "max_frame_size": max_frame_size,
+        "expect_hello": expect_hello,
+        "hello_timeout": hello_timeout,
+    }
+    result: ThreadedComms = ThreadedComms._create(sock, codec, options)
+    return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fixup_module_metadata"]
+__all__ = ["NoPublicConstructor", "fixup_module_metadata"]
 
 
 def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
@@ -34,3 +34,16 @@ def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
     for name in namespace["__all__"]:
         if not name.startswith("_"):
             fix(name, namespace[name])
+
+
+class NoPublicConstructor(type):
+    """A metaclass for handles that only the library may build (as trio's own).
+
+    ``Cls(...)`` raises ``TypeError``; the library calls ``Cls._create(...)``.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
+
+    def _create(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(*args, **kwargs)

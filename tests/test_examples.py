@@ -19,6 +19,6 @@ def test_quickstart_runs_every_caller_kind_and_every_error() -> None:
     assert "worker thread (send):       owner=data-platform" in out
     assert "['region=eu-west-1', 'owner=data-platform']" in out
     assert "RemoteError code=VARIABLE_NOT_FOUND detail={'key': 'missing'}" in out
-    assert "RequestTimeout: no reply within 0.2 s" in out
+    assert "RequestTimeout: no reply to Sleep (frame 6) within 0.2 s" in out
     assert "LoopThreadError" in out
     assert "responder exited with code 0" in out

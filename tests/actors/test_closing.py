@@ -67,7 +67,7 @@ async def test_peer_garbage_closes_with_the_protocol_error() -> None:
 
 async def test_oversized_frame_closes_with_frame_too_large() -> None:
     async with comms_and_peer(max_frame_size=1024) as (comms, peer):
-        await peer.send_raw(struct.pack(">I", 2**31))
+        await peer.send_raw(struct.pack(">I", 2**31) + b"\xc1")  # no frame head: no id to fail alone
         await comms.state.wait_value(actors.ChannelState.CLOSED)
         assert isinstance(comms.close_cause, actors.FrameTooLarge)
         assert comms.close_cause.size == 2**31

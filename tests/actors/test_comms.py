@@ -101,9 +101,10 @@ async def test_per_call_timeout_fails_only_that_caller(autojump_clock: trio.abc.
     async with comms_and_peer() as (comms, peer):
 
         async def slow() -> None:
-            with pytest.raises(actors.RequestTimeout, match="no reply within 1 s") as info:
+            with pytest.raises(actors.RequestTimeout, match=r"no reply to Echo \(frame 1\) within 1 s") as info:
                 await comms.asend(Echo(text="slow"), timeout=1)
-            assert info.value.timeout == 1
+            assert (info.value.timeout, info.value.message_type, info.value.frame_id) == (1, "Echo", 1)
+            assert info.value.written
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(slow)

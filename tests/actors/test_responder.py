@@ -20,7 +20,7 @@ from channel import (
     encode_frame,
 )
 
-from .helpers import CODEC, Echo, Echoed, Hello
+from .helpers import CODEC, Echo, Echoed, Hello, echo_handler
 
 
 class FakeRequester:
@@ -225,7 +225,7 @@ async def test_eof_lets_running_handlers_finish_and_reply(stream_pair) -> None:
     ("garbage", "error_type"),
     [
         (struct.pack(">I", 0), RemoteProtocolError),
-        (struct.pack(">I", 2**31), actors.FrameTooLarge),
+        (struct.pack(">I", 2**31) + b"\xc1", actors.FrameTooLarge),
         (struct.pack(">I", 2) + b"\xc1\xc1", RemoteProtocolError),
         (struct.pack(">I", 10) + b"\x92", actors.TruncatedFrame),
     ],
@@ -236,7 +236,7 @@ async def test_protocol_errors_end_serve_with_a_bare_exception(stream_pair, garb
     await theirs.send_eof()
     with trio.fail_after(5):
         with pytest.raises(error_type):
-            await actors.serve(ours, CODEC, lambda message: None)
+            await actors.serve(ours, CODEC, echo_handler)
 
 
 async def test_protocol_error_cancels_running_handlers(stream_pair) -> None:

@@ -31,7 +31,7 @@ async def serve_until_fault(ours: trio.SocketStream) -> BaseException | None:
 
 FAULTS = [
     ("garbage", b"\x00\x00\x00\x04\xc1\xc1\xc1\xc1", RemoteProtocolError),
-    ("oversized", struct.pack(">I", 2**32 - 1), actors.FrameTooLarge),
+    ("oversized", struct.pack(">I", 2**32 - 1) + b"\xc1", actors.FrameTooLarge),
     ("zero_length", struct.pack(">I", 0), RemoteProtocolError),
     ("mid_frame_disconnect", struct.pack(">I", 50) + b"\x92\x01", actors.TruncatedFrame),
 ]

@@ -237,13 +237,13 @@ def test_the_model_catches_a_miscounting_actor(monkeypatch: pytest.MonkeyPatch) 
     """The invariant can fail: an actor that forgets to count late replies is caught."""
     from actors import _comms
 
-    original = _comms.CommsActor._route
+    original = _comms.CommsActor._on_frame
 
     def forgetful_route(self: _comms.CommsActor, frame: Any) -> None:
-        late_before = self.replies_late
+        late_before = self.counters.replies_late
         original(self, frame)
-        self.replies_late = late_before
+        self.counters.replies_late = late_before
 
-    monkeypatch.setattr(_comms.CommsActor, "_route", forgetful_route)
+    monkeypatch.setattr(_comms.CommsActor, "_on_frame", forgetful_route)
     with pytest.raises(AssertionError):
         ChannelMachine.TestCase("runTest").runTest()

@@ -1,0 +1,92 @@
+"""The channel's states and the one place that moves between them.
+
+Everything that decides where a channel is in its life lives here, as h11 keeps its
+state machine in one module: the states, the transitions allowed between them, the
+cause of the close, and the signal that the stream is closed. The actor asks
+:attr:`Lifecycle.closing` whenever it needs "is this channel still usable?", and
+nothing else answers that question.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from trio_util import AsyncValue
+
+from ._signals import CrossLoopEvent
+
+__all__ = ["ChannelState", "Lifecycle"]
+
+
+class ChannelState(enum.Enum):
+    """Where a channel is in its life. Observable as ``comms.state`` (an ``AsyncValue``)."""
+
+    AWAITING_HELLO = "awaiting_hello"
+    """Opened with ``expect_hello=True``: nothing is written until the peer's hello."""
+    OPEN = "open"
+    """Calls are accepted and the actor is reading and writing."""
+    CLOSING = "closing"
+    """The close has begun: every call already fails; the stream is being closed."""
+    CLOSED = "closed"
+    """The stream is closed; ``comms.close_cause`` says why."""
+
+
+_TRANSITIONS: Final = {
+    ChannelState.AWAITING_HELLO: frozenset({ChannelState.OPEN, ChannelState.CLOSING}),
+    ChannelState.OPEN: frozenset({ChannelState.CLOSING}),
+    ChannelState.CLOSING: frozenset({ChannelState.CLOSED}),
+    ChannelState.CLOSED: frozenset(),
+}
+
+
+class Lifecycle:
+    """A channel's state, its close cause, and every transition. Actor thread only,
+    except :meth:`wait_closed`, which any trio run or asyncio loop may await."""
+
+    def __init__(self, *, expect_hello: bool) -> None:
+        first = ChannelState.AWAITING_HELLO if expect_hello else ChannelState.OPEN
+        self.observable: AsyncValue[ChannelState] = AsyncValue(first)
+        self.cause: BaseException | None = None
+        self._closed = CrossLoopEvent()
+
+    @property
+    def state(self) -> ChannelState:
+        return self.observable.value
+
+    @property
+    def closing(self) -> bool:
+        """True from the moment the close begins: no call can succeed any more."""
+        return self.cause is not None
+
+    def _move(self, new: ChannelState) -> None:
+        old = self.observable.value
+        if new not in _TRANSITIONS[old]:
+            raise AssertionError(f"channel state cannot go from {old.name} to {new.name}")
+        self.observable.value = new
+
+    def hello_received(self) -> None:
+        """AWAITING_HELLO -> OPEN."""
+        self._move(ChannelState.OPEN)
+
+    def begin_close(self, cause: BaseException) -> bool:
+        """-> CLOSING with ``cause``; False if the close had already begun (the first
+        cause is the one every caller sees)."""
+        if self.cause is not None:
+            return False
+        self.cause = cause
+        self._move(ChannelState.CLOSING)
+        return True
+
+    def finish_close(self) -> None:
+        """CLOSING -> CLOSED, once the stream is closed; wakes :meth:`wait_closed`."""
+        self._move(ChannelState.CLOSED)
+        self._closed.set()
+
+    async def wait_open(self) -> None:
+        """Wait (in the actor's run) until the hello has come or the close has begun."""
+        await self.observable.wait_value(lambda state: state is not ChannelState.AWAITING_HELLO)
+
+    async def wait_closed(self) -> None:
+        """Wait, from any trio run or asyncio loop, until the stream is closed."""
+        await self._closed.wait()
