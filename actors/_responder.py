@@ -68,6 +68,7 @@ class _Responder:
         self._handler_room = trio.Semaphore(max_concurrency)
         self._handlers: trio.Nursery | None = None
         self.running = 0
+        self.cancelled = 0
 
     def on_frame(self, event: RequestFrame | OversizedFrame) -> None:
         if type(event) is OversizedFrame:
@@ -100,6 +101,9 @@ class _Responder:
                 self.pump.queue(response_bytes(frame.id, None, pack_error_body(exc)))
                 return
             self.pump.queue(response_bytes(frame.id, body))
+        except trio.Cancelled:
+            self.cancelled += 1
+            raise
         finally:
             self.running -= 1
             self._handler_room.release()
@@ -136,8 +140,8 @@ class _Responder:
                         # replies, drain_timeout in all; then cancel what is left.
                         drain_scope.deadline = trio.current_time() + drain_timeout
                 pump.finish()
-        if protocol_error is None and drain_scope.cancelled_caught and self.running and write_error is None:
-            log.warning("cancelled %d handlers still running %g s after the peer's end", self.running, drain_timeout)
+        if protocol_error is None and write_error is None and self.cancelled:
+            log.warning("cancelled %d handlers still running %g s after the peer's end", self.cancelled, drain_timeout)
         return protocol_error
 
 

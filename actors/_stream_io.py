@@ -5,9 +5,9 @@ the socket to be readable and then reads (one scheduler pass, where SocketStream
 takes two), and a write writes until the socket is full before it waits (none,
 where SocketStream takes one). The caller keeps fairness: a reader yields once per
 read, in that wait. This fast path is POSIX: it needs ``os.read``/``os.write`` on a
-socket fd, which Windows does not offer, so there (and for a *subclass* of
-``SocketStream``, whose overrides must run, and for every other stream) the stream's
-own ``send_all`` and ``receive_some`` are used.
+socket fd, which Windows does not offer, so there (and for every other stream) the
+stream's own ``send_all`` and ``receive_some`` are used. ``trio.SocketStream`` is
+final, so no subclass with overrides can reach the fast path.
 
 Errors are the stream's own (``OSError`` from the fd, or whatever the stream
 raises); the stream still belongs to its owner, who closes it.

@@ -137,9 +137,11 @@ async def comms_and_peer(**options: Any) -> AsyncIterator[tuple[actors.Comms, Fa
     """An open channel whose far end is a FakePeer."""
     ours, theirs = socket_stream_pair()
     peer = FakePeer(theirs)
-    async with actors.open_comms(ours, CODEC, **options) as comms:
-        yield comms, peer
-    await theirs.aclose()
+    try:
+        async with actors.open_comms(ours, CODEC, **options) as comms:
+            yield comms, peer
+    finally:
+        await theirs.aclose()
 
 
 @asynccontextmanager

@@ -4,6 +4,9 @@ cancellation, backpressure and per-call failures (semantics 1-3, 6, 8, 9)."""
 from __future__ import annotations
 
 import math
+import os
+import threading
+from typing import Any
 
 import pytest
 import trio
@@ -327,4 +330,72 @@ async def test_bad_options_are_rejected(stream_pair) -> None:
             pass
     with pytest.raises(ValueError, match="timeout"):
         async with actors.open_comms(ours, CODEC, timeout=-1):
+            pass
+
+
+class _SyscallRecorder:
+    """Stands in for the ``os`` module of actors._stream_io: records which task makes
+    each read and write syscall on the channel's fd."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.readers: set[object] = set()
+        self.writers: set[object] = set()
+        self.threads: set[int] = set()
+
+    def read(self, fd: int, size: int) -> bytes:
+        if fd == self.fd:
+            self.readers.add(trio.lowlevel.current_task())
+            self.threads.add(threading.get_ident())
+        return os.read(fd, size)
+
+    def write(self, fd: int, data: Any) -> int:
+        if fd == self.fd:
+            self.writers.add(trio.lowlevel.current_task())
+            self.threads.add(threading.get_ident())
+        return os.write(fd, data)
+
+
+async def test_one_reader_one_writer_on_the_socket_fast_path(monkeypatch: pytest.MonkeyPatch, stream_pair) -> None:
+    """The fast path makes the syscalls on the fd itself: still exactly one task reads
+    and one writes, on the actor's thread, while trio tasks and threads hammer it."""
+    from actors import _stream_io
+
+    ours, theirs = stream_pair
+    recorder = _SyscallRecorder(ours.socket.fileno())
+    monkeypatch.setattr(_stream_io, "os", recorder)
+    peer = FakePeer(theirs)
+
+    async def serve_peer() -> None:
+        for _ in range(60):
+            await peer.echo(await peer.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_peer)
+        async with actors.open_comms(ours, CODEC) as comms:
+
+            async def call(i: int) -> None:
+                assert await comms.asend(Echo(text=f"t{i}")) == Echoed(text=f"t{i}")
+
+            def thread_call(i: int) -> None:
+                assert comms.send(Echo(text=f"s{i}")) == Echoed(text=f"s{i}")
+
+            async with trio.open_nursery() as callers:
+                for i in range(40):
+                    callers.start_soon(call, i)
+                for i in range(20):
+                    callers.start_soon(trio.to_thread.run_sync, thread_call, i)
+    assert len(recorder.readers) == 1 and len(recorder.writers) == 1
+    assert recorder.readers != recorder.writers
+    assert recorder.threads == {threading.get_ident()}
+    assert [frame.id for frame in peer.received] == list(range(1, 61))
+
+
+def test_the_fast_path_is_only_for_an_exact_socket_stream() -> None:
+    """The fast path is chosen by ``type(stream) is trio.SocketStream``. trio makes
+    SocketStream final, so no subclass can have overrides the fast path would skip;
+    if trio ever allows subclasses, this fails and the choice must be revisited."""
+    with pytest.raises(TypeError, match="does not support subclassing"):
+
+        class _Sub(trio.SocketStream):  # type: ignore[misc]
             pass
