@@ -10,6 +10,7 @@ waiter ever blocks its loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -78,10 +79,8 @@ class CrossLoopEvent:
             future: asyncio.Future[None] = loop.create_future()
 
             def wake_asyncio() -> None:
-                try:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to wake
                     loop.call_soon_threadsafe(_set_future, future)
-                except RuntimeError:
-                    pass  # that loop is closed: nobody is left to wake
 
             if self._register(wake_asyncio):
                 try:
@@ -93,10 +92,8 @@ class CrossLoopEvent:
         event = trio.Event()
 
         def wake_trio() -> None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(event.set)
-            except trio.RunFinishedError:
-                pass
 
         if self._register(wake_trio):
             try:

@@ -25,6 +25,7 @@ The cross-thread kinds are woken once per loop per batch of replies, not once pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -197,10 +198,8 @@ class AsyncioSlot(CrossThreadSlot):
 
     @staticmethod
     def wake_all(key: Any, slots: list[CrossThreadSlot]) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to wake
             key.call_soon_threadsafe(_wake_futures, slots)
-        except RuntimeError:
-            pass  # that loop is closed: nobody is left to wake
 
 
 def _wake_futures(slots: list[AsyncioSlot]) -> None:
@@ -237,10 +236,8 @@ class ForeignTrioSlot(CrossThreadSlot):
 
     @staticmethod
     def wake_all(key: Any, slots: list[CrossThreadSlot]) -> None:
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # that run is over: nobody to wake
             key.run_sync_soon(_reschedule_all, slots)
-        except trio.RunFinishedError:
-            pass  # that run is over: nobody is left to wake
 
 
 def _reschedule_all(slots: list[ForeignTrioSlot]) -> None:

@@ -52,7 +52,8 @@ class Lifecycle:
 
     @property
     def state(self) -> ChannelState:
-        return self.observable.value
+        state: ChannelState = self.observable.value
+        return state
 
     @property
     def closing(self) -> bool:

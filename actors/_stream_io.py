@@ -30,8 +30,9 @@ class StreamIO:
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
-        fast = type(stream) is trio.SocketStream and sys.platform != "win32"
-        self._fd = stream.socket.fileno() if fast else -1
+        self._fd = -1
+        if isinstance(stream, trio.SocketStream) and type(stream) is trio.SocketStream and sys.platform != "win32":
+            self._fd = stream.socket.fileno()
 
     @property
     def fd(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -71,10 +72,8 @@ class ThreadedComms(metaclass=NoPublicConstructor):
 
     def _request_stop(self) -> None:
         assert self._token is not None and self._stop is not None
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._stop.set)
-        except trio.RunFinishedError:
-            pass
 
     # ------------------------------------------------------------------ blocking host
 

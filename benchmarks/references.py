@@ -7,6 +7,7 @@ designs, not of the encoders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import struct
@@ -82,8 +83,6 @@ class PendingFutures:
 
     async def aclose(self) -> None:
         self._reader_task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, asyncio.IncompleteReadError):
             await self._reader_task
-        except (asyncio.CancelledError, asyncio.IncompleteReadError):
-            pass
         self._writer.close()

@@ -74,7 +74,7 @@ def main() -> None:
     report = render(medians, memory, repeats, seconds, wrong)
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     payload = {
         "date": stamp,
         "machine": machine(),

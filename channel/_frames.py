@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, NoReturn, TypeVar
 
 import attrs
 import msgpack
@@ -179,9 +179,10 @@ def pack_value(value: object) -> bytes:
             an int over 64 bits, a naive datetime, a cycle, ...).
     """
     try:
-        return msgpack.packb(value, datetime=True)
+        packed: bytes = msgpack.packb(value, datetime=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise MessageEncodeError(f"cannot pack {type(value).__name__}: {exc}") from exc
+    return packed
 
 
 def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
@@ -352,7 +353,7 @@ class FrameDecoder(Generic[FrameT]):
             raise ValueError(f"frame_type must be RequestFrame or ResponseFrame, not {frame_type!r}")
         if type(max_frame_size) is not int or not 0 < max_frame_size <= _MAX_LENGTH:
             raise ValueError(f"max_frame_size must be an int in 1..2**32-1, not {max_frame_size!r}")
-        self._frame_type = frame_type
+        self._frame_type: type[FrameT] = frame_type
         self._max_frame_size = max_frame_size
         self._buffer = bytearray()
         self._pos = 0  # start of the first unparsed frame in _buffer
@@ -517,7 +518,7 @@ class FrameDecoder(Generic[FrameT]):
             )
         try:
             if self._frame_type is RequestFrame:
-                return RequestFrame(id=value[0], body=value[1], context_carrier=value[2] if len(value) > 2 else None)  # type: ignore[return-value]
+                return RequestFrame(id=value[0], body=value[1], context_carrier=value[2] if len(value) > 2 else None)
             return ResponseFrame(  # type: ignore[return-value]
                 id=value[0],
                 body=value[1] if len(value) > 1 else None,
@@ -526,7 +527,7 @@ class FrameDecoder(Generic[FrameT]):
         except LocalProtocolError as exc:
             self._fail(RemoteProtocolError(str(exc), offset=offset))
 
-    def _fail(self, error: RemoteProtocolError) -> Any:
+    def _fail(self, error: RemoteProtocolError) -> NoReturn:
         self._error = error
         self._buffer = bytearray()
         self._pos = 0

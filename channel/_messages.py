@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ForwardRef, Generic, TypeVar, get_args, get_origin
 
 import attrs
@@ -138,7 +138,7 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     if type(value) is datetime:
         return value
     if type(value) in (int, float):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     raise TypeError(f"expected datetime, got {type(value).__name__}")
 
 
@@ -276,7 +276,7 @@ class Codec:
         if unstructure is None:
             raise MessageEncodeError(f"{cls.__qualname__} is not a message class of this codec")
         try:
-            body = unstructure(message)
+            body: dict[str, Any] = unstructure(message)
         except Exception as exc:
             raise MessageEncodeError(f"cannot encode {cls.__qualname__} at $: {exc!r}") from exc
         body[TAG_KEY] = self._tags[cls]

@@ -117,7 +117,7 @@ def main() -> None:
         trio.run(responder_main)
         return
     ours, theirs = socket.socketpair()
-    child = subprocess.Popen([sys.executable, __file__, "--responder"], stdin=theirs)
+    child = subprocess.Popen([sys.executable, __file__, "--responder"], stdin=theirs.fileno())
     theirs.close()
     try:
         trio.run(requester_main, ours)

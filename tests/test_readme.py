@@ -23,3 +23,47 @@ def test_every_public_name_the_readme_mentions_exists() -> None:
         assert mentioned, module.__name__
         missing = {name for name in mentioned if name not in module.__all__}
         assert not missing, f"README mentions {module.__name__}.{missing}, which is not in its __all__"
+
+
+def test_the_actors_example_runs_as_written(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Every function of the actors block, against its own responder, over socketpairs."""
+    import asyncio
+    import socket
+    import threading
+
+    import trio
+
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    actors_block = next(block for block in blocks if "actors.open_comms" in block)
+    example: dict[str, object] = {}
+    exec(compile(actors_block, "README.md", "exec"), example)
+
+    async def pair() -> None:
+        with trio.fail_after(20):
+            a, b = trio.socket.socketpair()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(example["responder"], trio.SocketStream(b))  # type: ignore[arg-type]
+                await example["requester"](trio.SocketStream(a))  # type: ignore[operator]
+
+    trio.run(pair)
+
+    def responder_thread(sock: socket.socket) -> threading.Thread:
+        thread = threading.Thread(
+            target=trio.run,
+            args=(example["responder"], trio.SocketStream(trio.socket.from_stdlib_socket(sock))),
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    ours, theirs = socket.socketpair()
+    thread = responder_thread(theirs)
+    example["host_on_threads"](ours)  # type: ignore[operator]
+    thread.join(20)
+    ours, theirs = socket.socketpair()
+    thread = responder_thread(theirs)
+    asyncio.run(example["host_on_asyncio"](ours))  # type: ignore[operator]
+    thread.join(20)
+    assert not thread.is_alive()
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["v StartTriggerer(version='1')", "v", "v"]

@@ -163,8 +163,8 @@ async def test_thread_timeout_fails_only_that_thread() -> None:
 
 
 async def test_send_on_the_loop_thread_without_a_portal_raises_at_once() -> None:
-    async with comms_and_peer() as (comms, peer):
-        with pytest.raises(actors.LoopThreadError, match="await comms.asend.*greenback") as info:
+    async with comms_and_peer() as (comms, _peer):
+        with pytest.raises(actors.LoopThreadError, match=r"await comms.asend.*greenback") as info:
             comms.send(Echo(text="x"))
         assert isinstance(info.value, RuntimeError)
         assert comms.statistics().requests_sent == 0

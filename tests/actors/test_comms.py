@@ -179,22 +179,21 @@ async def test_cancelled_after_written_drops_the_reply(autojump_clock: trio.abc.
 
 
 async def test_backpressure_caps_requests_in_flight(autojump_clock: trio.abc.Clock) -> None:
-    async with comms_and_peer(max_in_flight=4) as (comms, peer):
-        async with trio.open_nursery() as nursery:
-            for i in range(10):
-                nursery.start_soon(comms.asend, Echo(text=str(i)))
-            first = await peer.receive_n(4)
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(peer.received) == 4 and peer.decoder.buffered_size == 0
-            stats = comms.statistics()
-            assert (stats.in_flight, stats.queued) == (4, 6)
-            await peer.echo(first[0])
-            fifth = await peer.receive()
-            assert fifth.id == 5
-            await trio.testing.wait_all_tasks_blocked()
-            assert comms.statistics().in_flight == 4
-            rest = first[1:] + [fifth] + await _answer_as_they_come(peer, first[1:] + [fifth], 5)
-            assert len(rest) == 9
+    async with comms_and_peer(max_in_flight=4) as (comms, peer), trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(comms.asend, Echo(text=str(i)))
+        first = await peer.receive_n(4)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(peer.received) == 4 and peer.decoder.buffered_size == 0
+        stats = comms.statistics()
+        assert (stats.in_flight, stats.queued) == (4, 6)
+        await peer.echo(first[0])
+        fifth = await peer.receive()
+        assert fifth.id == 5
+        await trio.testing.wait_all_tasks_blocked()
+        assert comms.statistics().in_flight == 4
+        rest = first[1:] + [fifth] + await _answer_as_they_come(peer, [*first[1:], fifth], 5)
+        assert len(rest) == 9
 
 
 async def _answer_as_they_come(peer: FakePeer, outstanding: list, more: int) -> list:
@@ -268,18 +267,17 @@ async def test_error_reply_raises_remote_error_in_that_caller_only() -> None:
 
 
 async def test_empty_reply_body_is_none() -> None:
-    async with comms_and_peer() as (comms, peer):
-        async with trio.open_nursery() as nursery:
+    async with comms_and_peer() as (comms, peer), trio.open_nursery() as nursery:
 
-            async def call() -> None:
-                assert await comms.asend(Echo(text="x")) is None
+        async def call() -> None:
+            assert await comms.asend(Echo(text="x")) is None
 
-            nursery.start_soon(call)
-            await peer.reply((await peer.receive()).id)
+        nursery.start_soon(call)
+        await peer.reply((await peer.receive()).id)
 
 
 async def test_encode_errors_raise_in_the_caller_and_send_nothing() -> None:
-    async with comms_and_peer(max_frame_size=1024) as (comms, peer):
+    async with comms_and_peer(max_frame_size=1024) as (comms, _peer):
         with pytest.raises(MessageEncodeError, match="not a message class"):
             await comms.asend(object())
         with pytest.raises(LocalProtocolError, match="max_frame_size=1024"):
@@ -300,7 +298,7 @@ async def test_hello_is_received_before_any_request(stream_pair) -> None:
 
 
 async def test_missing_hello_times_out(autojump_clock: trio.abc.Clock, stream_pair) -> None:
-    ours, theirs = stream_pair
+    ours, _theirs = stream_pair
     with pytest.raises(actors.RequestTimeout):
         async with actors.open_comms(ours, CODEC, expect_hello=True, timeout=2):
             pytest.fail("entered without a hello")

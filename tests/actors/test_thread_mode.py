@@ -124,12 +124,13 @@ def test_pending_calls_fail_when_the_block_exits() -> None:
 
 def test_hello_and_entry_errors_surface_in_the_host() -> None:
     ours, theirs = stdlib_socketpair()
-    with responder_thread(theirs, hello=Hello(greeting="hi")):
-        with actors.comms_in_thread(ours, CODEC, expect_hello=True, timeout=TEST_TIMEOUT) as comms:
-            assert comms.hello == Hello(greeting="hi")
+    with (
+        responder_thread(theirs, hello=Hello(greeting="hi")),
+        actors.comms_in_thread(ours, CODEC, expect_hello=True, timeout=TEST_TIMEOUT) as comms,
+    ):
+        assert comms.hello == Hello(greeting="hi")
     ours, theirs = stdlib_socketpair()
-    with pytest.raises(ValueError, match="max_in_flight"):
-        with actors.comms_in_thread(ours, CODEC, max_in_flight=0):
-            pass
+    with pytest.raises(ValueError, match="max_in_flight"), actors.comms_in_thread(ours, CODEC, max_in_flight=0):
+        pass
     ours.close()
     theirs.close()

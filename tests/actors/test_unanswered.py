@@ -7,8 +7,6 @@ for deadlines: no sleeps as synchronisation.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import trio
 import trio.testing
@@ -100,7 +98,7 @@ async def test_timeout_while_queued_behind_max_in_flight_says_never_written(auto
         async with trio.open_nursery() as nursery:
             nursery.start_soon(comms.asend, Echo(text="blocker"), 10)
             blocker = await peer.receive()
-            with pytest.raises(actors.RequestTimeout, match="Echo still queued after 0.5 s; it was never written") as info:
+            with pytest.raises(actors.RequestTimeout, match=r"Echo still queued after 0.5 s; it was never written") as info:
                 await comms.asend(Echo(text="queued"), timeout=0.5)
             assert (info.value.written, info.value.frame_id, info.value.message_type) == (False, None, "Echo")
             await peer.echo(blocker)

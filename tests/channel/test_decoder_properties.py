@@ -7,16 +7,17 @@ never a hang) and never leave more than one partial frame buffered.
 
 from __future__ import annotations
 
+import itertools
+import struct
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-import struct
-
 from channel import (
     END_OF_STREAM,
-    FrameTooLarge,
     NEED_DATA,
     FrameDecoder,
+    FrameTooLarge,
     OversizedFrame,
     RemoteProtocolError,
     RequestFrame,
@@ -31,7 +32,7 @@ SMALL_MAX = 32
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def drain(decoder: FrameDecoder, max_frame_size: int) -> list:

@@ -15,9 +15,9 @@ from channel import (
     NEED_DATA,
     FrameDecoder,
     FrameTooLarge,
-    OversizedFrame,
     LocalProtocolError,
     MessageEncodeError,
+    OversizedFrame,
     RemoteProtocolError,
     RequestFrame,
     ResponseFrame,
@@ -306,7 +306,7 @@ def test_decoder_rejects_bad_configuration() -> None:
 def test_aware_datetimes_travel_as_msgpack_timestamps() -> None:
     import datetime as dt
 
-    when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
     wire = encode_frame(RequestFrame(id=1, body={"type": "X", "when": when}))
     assert b"\xd7\xff" in wire  # timestamp64 extension header
     decoder = FrameDecoder(RequestFrame)

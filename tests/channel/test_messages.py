@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channel import (
+    PACKED_NIL,
     Codec,
     FrameDecoder,
     MessageDecodeError,
     MessageEncodeError,
-    PACKED_NIL,
     Request,
     RequestFrame,
     encode_frame,
@@ -55,7 +55,7 @@ class Renamed:
 CODEC = Codec([GetTaskStates, TaskStatesResult, Renamed])
 
 aware = st.datetimes(
-    min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.timezone.utc)
+    min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC)
 )
 int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 messages = st.builds(
@@ -154,7 +154,7 @@ def test_pack_of_an_int_over_64_bits_raises_encode_error() -> None:
 
 def test_numbers_are_accepted_as_datetimes_for_preconf_peers() -> None:
     decoded = CODEC.decode({"type": "GetTaskStates", "dag_id": "d", "when": 0})
-    assert decoded.when == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert decoded.when == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def test_codec_construction_errors() -> None:

@@ -164,7 +164,7 @@ async def test_peer_that_stops_reading_gets_backpressure_and_deadlines_fire() ->
     max_in_flight, callers, deadline = 64, 100, 0.3
     body = "x" * 64 * 1024  # 64 x 64 KiB admitted: far more than a socket buffer holds
     with trio.fail_after(TEST_TIMEOUT):
-        async with comms_and_peer(max_in_flight=max_in_flight) as (comms, peer):
+        async with comms_and_peer(max_in_flight=max_in_flight) as (comms, _peer):
             outcomes: list[object] = []
 
             async def call(i: int) -> None:

@@ -12,6 +12,7 @@ from channel import END_OF_STREAM, NEED_DATA, FrameDecoder, RequestFrame, Respon
 
 from .scenario import ERROR_CODE, SCENARIO_BOUND, Scenario, key_of
 
+
 class ScriptedPeer:
     """The far end: answers by the scenario's policy, in its own thread and trio loop.
 

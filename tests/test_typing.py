@@ -1,0 +1,62 @@
+"""The public API's types hold under ``mypy --strict``: README's examples type-check,
+and a typed request's reply is its declared type (so a typo is a type error)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+api = pytest.importorskip("mypy.api", reason="mypy comes with the project's lint extra")
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+BAD_REPLY_USE = textwrap.dedent(
+    '''
+    import attrs
+    import actors
+    import channel
+
+    @attrs.frozen
+    class VariableResult:
+        key: str
+
+    @attrs.frozen
+    class GetVariable(channel.Request[VariableResult]):
+        key: str
+
+    async def use(comms: actors.Comms) -> None:
+        reply = await comms.asend(GetVariable(key="k"))
+        reveal_type(reply)
+        reply.no_such_attr
+        untyped = await comms.asend(VariableResult(key="k"))
+        untyped.anything_goes
+    '''
+)
+
+
+def _mypy(tmp_path: Path, files: dict[str, str]) -> tuple[str, int]:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    stdout, stderr, status = api.run(
+        ["--strict", "--no-incremental", "--config-file", str(ROOT / "pyproject.toml"), *map(str, (tmp_path / n for n in files))]
+    )
+    return stdout + stderr, status
+
+
+def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 2
+    out, status = _mypy(tmp_path, {f"readme_block_{i}.py": block for i, block in enumerate(blocks)})
+    assert status == 0, out
+
+
+def test_a_typed_reply_is_its_declared_type(tmp_path: Path) -> None:
+    out, status = _mypy(tmp_path, {"bad_reply_use.py": BAD_REPLY_USE})
+    assert status == 1
+    assert 'Revealed type is "bad_reply_use.VariableResult"' in out
+    assert '"VariableResult" has no attribute "no_such_attr"' in out
+    assert "anything_goes" not in out  # an undeclared request's reply stays Any
