@@ -17,7 +17,10 @@ class ScriptedPeer:
     """The far end: answers by the scenario's policy, in its own thread and trio loop.
 
     "late" requests are held back until :meth:`flush_late`, which the harness calls
-    once every caller has finished, so their callers are sure to have given up.
+    once every caller has finished, so their callers are sure to have given up. The
+    flush waits until every request the actor wrote has arrived: a request written
+    just before its caller gave up may still be on its way, and a flush on idleness
+    alone would leave it unanswered.
     """
 
     def __init__(self, sock: socket.socket, scenario: Scenario) -> None:
@@ -28,6 +31,7 @@ class ScriptedPeer:
         self._late: list[RequestFrame] = []
         self._unknown_left = scenario.peer.unknown_replies
         self._flush_requested = threading.Event()
+        self._flush_after = 0  # requests that must have arrived before the flush
         self.flushed = threading.Event()
         self.received = 0
         self.error: BaseException | None = None
@@ -36,7 +40,9 @@ class ScriptedPeer:
     def start(self) -> None:
         self._thread.start()
 
-    def flush_late(self, timeout: float = SCENARIO_BOUND) -> bool:
+    def flush_late(self, requests_written: int, timeout: float = SCENARIO_BOUND) -> bool:
+        """Answer the held "late" requests once ``requests_written`` requests have arrived."""
+        self._flush_after = requests_written
         self._flush_requested.set()
         return self.flushed.wait(timeout)
 
@@ -93,7 +99,12 @@ class ScriptedPeer:
                         if self._random.random() < 0.2:
                             await self._send_unknown(stream)
                     held.clear()
-                if data is None and self._flush_requested.is_set() and not self.flushed.is_set():
+                if (
+                    data is None
+                    and self._flush_requested.is_set()
+                    and self.received >= self._flush_after
+                    and not self.flushed.is_set()
+                ):
                     for frame in self._late:
                         await stream.send_all(self._reply_for(frame))
                     while self._unknown_left:

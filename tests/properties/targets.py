@@ -83,8 +83,11 @@ def run_trio_comms(scenario: Scenario) -> tuple[list[CallRecord], list[str]]:
                 async with trio.open_nursery() as nursery:
                     for records in per_caller:
                         nursery.start_soon(_trio_caller, comms, records)
-            # Wait in a thread: this loop must keep reading while the peer writes.
-            if not await trio.to_thread.run_sync(peer.flush_late):
+            # Every caller is done, so no more requests will be written; the peer flushes
+            # once all that were have arrived. Wait in a thread: this loop must keep
+            # reading (and writing) while the peer catches up.
+            written = comms.statistics().requests_sent
+            if not await trio.to_thread.run_sync(peer.flush_late, written):
                 extra.append("overdue: the peer never flushed its late replies")
             # The stream is still in sync: a fresh call after everything works.
             try:
@@ -224,7 +227,7 @@ def run_reference(scenario: Scenario, reference_type: type) -> tuple[list[CallRe
         thread.start()
     for thread in threads:
         thread.join(max(0.0, SCENARIO_BOUND + DEADLINE_SLACK - (time.monotonic() - start)))
-    peer.flush_late(timeout=1.0)
+    peer.flush_late(0, timeout=1.0)  # the reference keeps no count of what it wrote
     for records in per_caller:
         for record in records:
             if record.outcome == "hung":

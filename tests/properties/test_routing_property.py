@@ -52,3 +52,30 @@ def test_the_property_catches_the_broken_reference() -> None:
     assert found, f"no misroute in {REFERENCE_BUDGET} scenarios: the property cannot tell broken from sound"
     _, misrouted = found[0]
     assert any("out of order" in p or "got" in p for p in misrouted)
+
+
+def test_late_replies_are_flushed_only_after_every_written_request_arrived(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Regression for a flaky soak run ("not back to idle ... in_flight=1"): the peer
+    flushed its late replies after 2 ms without data, so a late request the actor had
+    written but that was still on its way was never answered. The injected delay
+    makes that race certain: the request is written only after its caller gave up."""
+    from actors import _stream_io
+
+    from .scenario import Caller, PeerPolicy, Request
+
+    original = _stream_io.StreamIO.send_all
+
+    async def slow_send_all(self: _stream_io.StreamIO, data: bytes) -> None:
+        import trio
+
+        await trio.sleep(0.1)  # fault injection: a loaded machine's writer, late to run
+        await original(self, data)
+
+    monkeypatch.setattr(_stream_io.StreamIO, "send_all", slow_send_all)
+    late = Request(key="trio-0-0", size=10, action="late", timeout=0.02, cancel_after=None)
+    scenario = Scenario(
+        callers=(Caller(kind="trio", requests=(late,)),),
+        peer=PeerPolicy(batch=2, seed=0, max_delay=0.0, unknown_replies=0),
+    )
+    records, extra = run_trio_comms(scenario)
+    assert not violations(records) + extra, violations(records) + extra
