@@ -35,7 +35,7 @@ from channel import (
 from ._errors import PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
 from ._pump import MAX_WRITE_BATCH, FramePump
 from ._slots import ReplySlot, WakeBatch, flush_wakeups
-from ._state import ChannelState, Lifecycle
+from ._state import Lifecycle
 from ._stats import CommsStatistics, Counters
 
 __all__ = ["CommsActor"]
@@ -64,6 +64,7 @@ class CommsActor:
         self._stream = stream
         self._pump = FramePump(stream, ResponseFrame, max_frame_size=max_frame_size)
         self.codec = codec
+        self._reply_types = codec.reply_types if codec.reply_types else None
         self.max_in_flight = max_in_flight
         self.max_unanswered = max_unanswered
         self.max_frame_size = max_frame_size
@@ -166,13 +167,11 @@ class CommsActor:
 
     # ------------------------------------------------------------------ callers
 
-    def closed_error(self) -> BaseException | None:
-        """The ``ChannelClosed`` a new call gets (and counts), or ``None`` if open."""
-        cause = self.lifecycle.cause
-        if cause is None:
-            return None
+    def closed_error(self) -> BaseException:
+        """The ``ChannelClosed`` a new call gets once the channel is closing (and count it)."""
+        assert self.lifecycle.cause is not None
         self.counters.calls_closed += 1
-        return closed_error(cause)
+        return closed_error(self.lifecycle.cause)
 
     def submit(self, slot: ReplySlot) -> None:
         """Accept a caller's slot (actor thread). Fails it at once if the channel is closed."""
@@ -326,7 +325,7 @@ class CommsActor:
     # ------------------------------------------------------------------ reader
 
     def _on_frame(self, event: ResponseFrame | OversizedFrame) -> None:
-        if self.lifecycle.state is ChannelState.AWAITING_HELLO:
+        if self.lifecycle.awaiting_hello:
             self._take_hello(event)
             return
         frame_id = event.id
@@ -367,8 +366,10 @@ class CommsActor:
                 self.counters.replies_remote_error += 1
                 return None, RemoteError(code, detail, frame_id=event.id)
             value = None if event.body is None else self.codec.decode(event.body)
-            if request_class is not None:
-                self.codec.check_reply(request_class, value)
+            if self._reply_types is not None and request_class is not None:
+                expected = self._reply_types.get(request_class)
+                if expected is not None and not isinstance(value, expected):
+                    raise self.codec.wrong_reply(request_class, expected, value)
             return value, None
         except MessageDecodeError as exc:
             self.counters.replies_undecodable += 1

@@ -28,7 +28,15 @@ from typing import Any, TypeVar, final, overload
 import trio
 from trio_util import AsyncValue
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec, Request, check_request_size, message_type_of, pack_value
+from channel import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Codec,
+    Request,
+    check_request_size,
+    max_request_body,
+    message_type_of,
+    pack_value,
+)
 from channel._util import NoPublicConstructor
 
 from ._comms import CommsActor
@@ -73,6 +81,7 @@ class Comms(metaclass=NoPublicConstructor):
         self._actor = actor
         self._codec = codec
         self._default_timeout = default_timeout
+        self._max_body = max_request_body(actor.max_frame_size)
 
     def __repr__(self) -> str:
         return f"<actors.Comms {self._actor.lifecycle.state.name}>"
@@ -129,6 +138,8 @@ class Comms(metaclass=NoPublicConstructor):
 
     def _pack(self, message: object, carrier: Mapping[str, Any] | None) -> tuple[bytes, int]:
         body = self._codec.pack(message)
+        if carrier is None and "opentelemetry.trace" not in sys.modules and len(body) <= self._max_body:
+            return body, 1  # the common case: no carrier, and it fits whatever its id
         carrier_map = outgoing_carrier(carrier)
         packed_carrier = None if carrier_map is None else pack_value(carrier_map)
         check_request_size(body, packed_carrier, self._actor.max_frame_size)
@@ -196,9 +207,8 @@ class Comms(metaclass=NoPublicConstructor):
         # less per call), everything on this thread.
         timeout = self._timeout(timeout)
         fields, field_count = self._pack(message, carrier)
-        error = actor.closed_error()
-        if error is not None:
-            raise error
+        if actor.lifecycle.closing:
+            raise actor.closed_error()
         slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
         actor.submit(slot)
         try:

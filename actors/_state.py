@@ -48,6 +48,11 @@ class Lifecycle:
         first = ChannelState.AWAITING_HELLO if expect_hello else ChannelState.OPEN
         self.observable: AsyncValue[ChannelState] = AsyncValue(first)
         self.cause: BaseException | None = None
+        # Plain flags beside the observable value, kept by the transitions below:
+        # the actor asks them once per frame and per call.
+        self.awaiting_hello = expect_hello
+        self.closing = False
+        """True from the moment the close begins: no call can succeed any more."""
         self._closed = CrossLoopEvent()
 
     @property
@@ -55,15 +60,12 @@ class Lifecycle:
         state: ChannelState = self.observable.value
         return state
 
-    @property
-    def closing(self) -> bool:
-        """True from the moment the close begins: no call can succeed any more."""
-        return self.cause is not None
-
     def _move(self, new: ChannelState) -> None:
         old = self.observable.value
         if new not in _TRANSITIONS[old]:
             raise AssertionError(f"channel state cannot go from {old.name} to {new.name}")
+        self.awaiting_hello = new is ChannelState.AWAITING_HELLO
+        self.closing = new in (ChannelState.CLOSING, ChannelState.CLOSED)
         self.observable.value = new
 
     def hello_received(self) -> None:

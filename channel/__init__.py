@@ -38,6 +38,7 @@ from ._frames import ResponseFrame as ResponseFrame
 from ._frames import check_request_size as check_request_size
 from ._frames import encode_frame as encode_frame
 from ._frames import frame_head as frame_head
+from ._frames import max_request_body as max_request_body
 from ._frames import pack_value as pack_value
 from ._frames import request_bytes as request_bytes
 from ._frames import response_bytes as response_bytes
@@ -77,6 +78,7 @@ __all__ = [
     "encode_frame",
     "error_body",
     "frame_head",
+    "max_request_body",
     "message_type_of",
     "pack_error_body",
     "pack_value",

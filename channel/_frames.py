@@ -46,6 +46,7 @@ __all__ = [
     "check_request_size",
     "encode_frame",
     "frame_head",
+    "max_request_body",
     "pack_value",
     "request_bytes",
     "response_bytes",
@@ -251,6 +252,13 @@ def check_request_size(packed_body: bytes, packed_carrier: bytes | None, max_fra
         raise LocalProtocolError(
             f"request of up to {size} bytes does not fit max_frame_size={max_frame_size}"
         )
+
+
+def max_request_body(max_frame_size: int) -> int:
+    """The largest packed body a request without a carrier can have within
+    ``max_frame_size``, whatever its id: a cheap first check before
+    :func:`check_request_size`."""
+    return max_frame_size - _MAX_HEAD
 
 
 @attrs.frozen(kw_only=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, ForwardRef, Generic, TypeVar, get_args, get_origin
 
 import attrs
@@ -232,6 +233,7 @@ class Codec:
                 self._reply_types[cls] = reply_type
         if not self._classes:
             raise ValueError("a codec needs at least one message class")
+        self._reply_types_view = MappingProxyType(self._reply_types)
         for cls, reply_type in self._reply_types.items():
             if reply_type is not type(None) and reply_type not in self._tags:
                 raise ValueError(
@@ -243,6 +245,11 @@ class Codec:
     def message_types(self) -> Mapping[str, type]:
         """The known classes by their ``"type"`` tag."""
         return dict(self._classes)
+
+    @property
+    def reply_types(self) -> Mapping[type, type]:
+        """The declared reply type of each request class that declares one (read-only)."""
+        return self._reply_types_view
 
     def reply_type(self, request_class: type) -> type | None:
         """The reply type ``request_class`` declares (see :class:`Request`), or ``None``."""
@@ -258,8 +265,12 @@ class Codec:
         expected = self._reply_types.get(request_class)
         if expected is None or isinstance(reply, expected):
             return
+        raise self.wrong_reply(request_class, expected, reply)
+
+    def wrong_reply(self, request_class: type, expected: type, reply: object) -> MessageDecodeError:
+        """The error for a ``reply`` that is not the ``expected`` type ``request_class`` declares."""
         got = "no body" if reply is None else self._tags.get(type(reply), type(reply).__qualname__)
-        raise MessageDecodeError(
+        return MessageDecodeError(
             None if reply is None else got, "$", f"expected {_describe(expected)} in reply to "
             f"{self._tags.get(request_class, request_class.__qualname__)}, got {got}"
         )

@@ -18,10 +18,8 @@ from channel import LocalProtocolError, MessageDecodeError, MessageEncodeError
 from .helpers import CODEC, Echo, Echoed, FakePeer, RecordingStream, comms_and_peer
 
 
-async def test_one_reader_one_writer_and_ids_allocated_by_the_actor(stream_pair) -> None:
-    ours, theirs = stream_pair
-    recording = RecordingStream(ours)
-    peer = FakePeer(theirs)
+async def _hammer(stream: trio.abc.Stream, peer: FakePeer) -> None:
+    """40 trio tasks and 20 threads call at once; the peer echoes all 60."""
 
     async def serve_peer() -> None:
         for _ in range(60):
@@ -29,7 +27,7 @@ async def test_one_reader_one_writer_and_ids_allocated_by_the_actor(stream_pair)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve_peer)
-        async with actors.open_comms(recording, CODEC) as comms:
+        async with actors.open_comms(stream, CODEC) as comms:
 
             async def call(i: int) -> None:
                 assert await comms.asend(Echo(text=f"t{i}")) == Echoed(text=f"t{i}")
@@ -42,6 +40,13 @@ async def test_one_reader_one_writer_and_ids_allocated_by_the_actor(stream_pair)
                     callers.start_soon(call, i)
                 for i in range(20):
                     callers.start_soon(trio.to_thread.run_sync, thread_call, i)
+
+
+async def test_one_reader_one_writer_and_ids_allocated_by_the_actor(stream_pair) -> None:
+    ours, theirs = stream_pair
+    recording = RecordingStream(ours)
+    peer = FakePeer(theirs)
+    await _hammer(recording, peer)
     assert len(recording.senders) == 1
     assert len(recording.receivers) == 1
     assert recording.senders != recording.receivers
@@ -363,26 +368,7 @@ async def test_one_reader_one_writer_on_the_socket_fast_path(monkeypatch: pytest
     recorder = _SyscallRecorder(ours.socket.fileno())
     monkeypatch.setattr(_stream_io, "os", recorder)
     peer = FakePeer(theirs)
-
-    async def serve_peer() -> None:
-        for _ in range(60):
-            await peer.echo(await peer.receive())
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve_peer)
-        async with actors.open_comms(ours, CODEC) as comms:
-
-            async def call(i: int) -> None:
-                assert await comms.asend(Echo(text=f"t{i}")) == Echoed(text=f"t{i}")
-
-            def thread_call(i: int) -> None:
-                assert comms.send(Echo(text=f"s{i}")) == Echoed(text=f"s{i}")
-
-            async with trio.open_nursery() as callers:
-                for i in range(40):
-                    callers.start_soon(call, i)
-                for i in range(20):
-                    callers.start_soon(trio.to_thread.run_sync, thread_call, i)
+    await _hammer(ours, peer)
     assert len(recorder.readers) == 1 and len(recorder.writers) == 1
     assert recorder.readers != recorder.writers
     assert recorder.threads == {threading.get_ident()}
