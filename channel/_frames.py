@@ -335,7 +335,8 @@ class FrameDecoder(Generic[FrameT]):
       discards that frame's bytes as they arrive, so only that frame's request or
       reply fails; otherwise it raises :class:`~channel.FrameTooLarge`;
     - once every whole frame has been taken out, at most one partial frame
-      (``4 + max_frame_size`` bytes) stays buffered;
+      (``4 + max_frame_size`` bytes, or the 14 bytes of an oversized frame's prefix
+      and head if ``max_frame_size`` is under 10) stays buffered;
     - frames are parsed in place, so many frames in one chunk cost no copy each;
     - after any error the decoder is failed for good and raises that same error
       again on every later :meth:`next_frame`, like an h11 connection in ERROR.
