@@ -11,6 +11,8 @@
 
     await actors.serve(stream, codec, handler)             # the other end
 
+    async with actors.open_supervisor(argv, codec, handler, heartbeat=Heartbeat) as sup:
+        ...                                                # a worker process, restarted
 Logging: every module logs to a logger under ``"actors"`` (``actors._responder``,
 ``actors._comms``), so ``logging.getLogger("actors")`` configures them all.
 """
@@ -37,10 +39,17 @@ from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
 from ._handle import Comms as Comms
 from ._handle import open_comms as open_comms
+from ._policy import ExitRecord as ExitRecord
 from ._responder import Handler as Handler
 from ._responder import serve as serve
 from ._state import ChannelState as ChannelState
 from ._stats import CommsStatistics as CommsStatistics
+from ._supervisor import RestartIntensityExceeded as RestartIntensityExceeded
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorStatus as SupervisorStatus
+from ._supervisor import WorkerState as WorkerState
+from ._supervisor import connect_to_supervisor as connect_to_supervisor
+from ._supervisor import open_supervisor as open_supervisor
 from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
 
@@ -50,6 +59,7 @@ __all__ = [
     "Comms",
     "CommsStatistics",
     "ErrorReply",
+    "ExitRecord",
     "FrameTooLarge",
     "Handler",
     "HelloTimeout",
@@ -65,11 +75,17 @@ __all__ = [
     "ReplyTooLarge",
     "RequestInfo",
     "RequestTimeout",
+    "RestartIntensityExceeded",
+    "Supervisor",
+    "SupervisorStatus",
     "ThreadedComms",
     "TruncatedFrame",
+    "WorkerState",
     "comms_in_thread",
+    "connect_to_supervisor",
     "current_request",
     "open_comms",
+    "open_supervisor",
     "serve",
 ]
 

@@ -1,0 +1,67 @@
+"""A worker process for the supervisor tests: ``python -m tests.supervisor.worker MODE``.
+
+Every mode connects with ``actors.connect_to_supervisor`` (fd 0 unless ``--fd N``) and
+heartbeats from its main loop every 50 ms, then misbehaves as its mode says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+
+import trio
+
+import actors
+from tests.supervisor.messages import CODEC, Heartbeat, Work
+
+BEAT = 0.05
+
+
+async def main(mode: str, fd: int) -> None:
+    if mode == "garbage":
+        sock = socket.socket(fileno=os.dup(fd))
+        sock.sendall(b"\x00\x00\x00\x00")  # a zero-length frame: a protocol error
+        await trio.sleep_forever()
+    if mode == "ignore-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5) as comms:
+        print(f"worker {os.getpid()} hello={comms.hello}", file=sys.stderr, flush=True)
+        async with trio.open_nursery() as nursery:
+            if mode == "deadlock":
+                # Side tasks stay busy with other requests while the main loop is stuck.
+                async def busy() -> None:
+                    n = 0
+                    while True:
+                        await comms.asend(Work(n=n))
+                        n += 1
+                        await trio.sleep(0.01)
+
+                nursery.start_soon(busy)
+            beats = 0
+            while True:
+                await comms.asend(Heartbeat())
+                beats += 1
+                if beats == 3:
+                    if mode == "exit":
+                        os._exit(3)
+                    if mode in ("block", "ignore-term"):
+                        time.sleep(1000)  # sync code blocks the loop: no more heartbeats
+                    if mode == "sigstop":
+                        os.kill(os.getpid(), signal.SIGSTOP)
+                    if mode == "deadlock":
+                        await trio.Event().wait()  # the main loop never beats again
+                await trio.sleep(BEAT)
+    print(f"worker {os.getpid()}: channel closed, exiting", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode")
+    parser.add_argument("--fd", type=int, default=0)
+    args = parser.parse_args()
+    trio.run(main, args.mode, args.fd)
+    sys.exit(0)
