@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -67,3 +68,26 @@ def test_the_actors_example_runs_as_written(capsys) -> None:  # type: ignore[no-
     assert not thread.is_alive()
     out = capsys.readouterr().out
     assert out.splitlines() == ["v StartTriggerer(version='1')", "v", "v"]
+
+
+def test_the_supervisor_example_runs_as_written(tmp_path: Path) -> None:
+    """README's supervisor program, saved to a file and run as a real process."""
+    import subprocess
+    import sys
+
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    program = next(block for block in blocks if "actors.open_supervisor" in block)
+    path = tmp_path / "supervised.py"
+    path.write_text(program)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(": ")[1] for line in lines[:2]] == ["incarnation 1", "incarnation 2"]
+    assert re.fullmatch(r"incarnation 2 \(pid \d+\) replaced pid \d+, which ended exited with -9; healthy=True", lines[2])
+    pids = [int(line.split()[1].rstrip(":")) for line in lines[:2]]
+    for pid in pids:  # no worker left behind
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"worker {pid} outlived the example")

@@ -8,6 +8,7 @@ process's pidfd, never on sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,11 +97,10 @@ async def test_the_worker_can_take_its_socket_on_another_fd(statuses) -> None:  
     with trio.fail_after(TEST_TIMEOUT):
         async with actors.open_supervisor(
             worker("healthy", "--fd", "7"), CODEC, Recorder(), heartbeat=Heartbeat, fd=7, **FAST
-        ) as supervisor:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch, supervisor, statuses)
-                await supervisor.status.wait_value(state_is(actors.WorkerState.RUNNING))
-                nursery.cancel_scope.cancel()
+        ) as supervisor, trio.open_nursery() as nursery:
+            nursery.start_soon(watch, supervisor, statuses)
+            await supervisor.status.wait_value(state_is(actors.WorkerState.RUNNING))
+            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(
@@ -190,12 +190,11 @@ async def test_too_many_restarts_fail_loudly(statuses) -> None:  # type: ignore[
     with trio.fail_after(TEST_TIMEOUT), pytest.raises(actors.RestartIntensityExceeded) as info:
         async with actors.open_supervisor(
             worker("exit"), CODEC, Recorder(), heartbeat=Heartbeat, max_restarts=2, restart_window=60, **FAST
-        ) as supervisor:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch, supervisor, statuses)
-                with pytest.raises(actors.RestartIntensityExceeded):
-                    await supervisor.wait_failed()
-                await trio.sleep_forever()  # the failure cancels the block
+        ) as supervisor, trio.open_nursery() as nursery:
+            nursery.start_soon(watch, supervisor, statuses)
+            with pytest.raises(actors.RestartIntensityExceeded):
+                await supervisor.wait_failed()
+            await trio.sleep_forever()  # the failure cancels the block
     assert supervisor.status.value.state is actors.WorkerState.FAILED
     assert [e.incarnation for e in info.value.exits] == [1, 2, 3]
     assert {(e.reason, e.exit_code) for e in info.value.exits} == {("exited", 3)}
@@ -215,19 +214,24 @@ async def test_leaving_by_cancellation_stops_the_worker(statuses) -> None:  # ty
 
 def test_keyboard_interrupt_stops_the_worker() -> None:
     """A supervisor process interrupted by Ctrl-C (SIGINT) leaves no worker behind."""
+    import select
+
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.supervisor.supervisor_main"], stdout=subprocess.PIPE, text=True
     )
-    assert child.stdout is not None
-    worker_pid = int(child.stdout.readline())
-    pidfd = os.pidfd_open(worker_pid)
-    child.send_signal(signal.SIGINT)
-    assert child.wait(timeout=TEST_TIMEOUT) != 0  # KeyboardInterrupt propagated
-    import select
-
-    assert select.select([pidfd], [], [], 5)[0] == [pidfd]  # the worker is gone
-    os.close(pidfd)
-    child.stdout.close()
+    try:
+        assert child.stdout is not None
+        worker_pid = int(child.stdout.readline())
+        pidfd = os.pidfd_open(worker_pid)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=TEST_TIMEOUT) != 0  # KeyboardInterrupt propagated
+        assert select.select([pidfd], [], [], 5)[0] == [pidfd]  # the worker is gone
+        os.close(pidfd)
+    finally:
+        child.kill()  # only if the test failed before it ended
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 async def test_a_worker_whose_supervisor_was_sigkilled_exits_within_a_second() -> None:
@@ -235,20 +239,33 @@ async def test_a_worker_whose_supervisor_was_sigkilled_exits_within_a_second() -
         [sys.executable, "-m", "tests.supervisor.supervisor_main"], stdout=subprocess.PIPE
     )
     assert child.stdout is not None
-    line = b""
-    with trio.fail_after(TEST_TIMEOUT):
-        while not line.endswith(b"\n"):
-            line += await child.stdout.receive_some(64)
-    worker_pid = int(line)
-    pidfd = os.pidfd_open(worker_pid)
+    worker_pid: int | None = None
+    exited = False
     try:
-        child.kill()
-        await child.wait()
-        killed_at = trio.current_time()
-        with trio.fail_after(1.0):  # the worker sees EOF and its main loop ends
-            await trio.lowlevel.wait_readable(pidfd)
-        assert trio.current_time() - killed_at < 1.0
+        line = b""
+        with trio.fail_after(TEST_TIMEOUT):
+            while not line.endswith(b"\n"):
+                line += await child.stdout.receive_some(64)
+        worker_pid = int(line)
+        pidfd = os.pidfd_open(worker_pid)
+        try:
+            child.kill()
+            await child.wait()
+            killed_at = trio.current_time()
+            with trio.fail_after(1.0):  # the worker sees EOF and its main loop ends
+                await trio.lowlevel.wait_readable(pidfd)  # readable: it has terminated
+            exited = True
+            assert trio.current_time() - killed_at < 1.0
+        finally:
+            os.close(pidfd)
     finally:
-        os.close(pidfd)
         await child.stdout.aclose()
-    # The orphan was reparented; it exited by itself (its pidfd said so).
+        with trio.CancelScope(shield=True):
+            if child.returncode is None:  # only if the test failed before the kill
+                child.kill()
+                await child.wait()
+        if worker_pid is not None and not exited:
+            # The orphan was reparented, so only a signal can reach it now. (An exited
+            # one may stay a zombie until its new parent reaps it: it is not alive.)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker_pid, signal.SIGKILL)

@@ -49,7 +49,7 @@ async def main(mode: str, fd: int) -> None:
                     if mode == "exit":
                         os._exit(3)
                     if mode in ("block", "ignore-term"):
-                        time.sleep(1000)  # sync code blocks the loop: no more heartbeats
+                        time.sleep(1000)  # noqa: ASYNC251 - the point: sync code blocks the loop
                     if mode == "sigstop":
                         os.kill(os.getpid(), signal.SIGSTOP)
                     if mode == "deadlock":
