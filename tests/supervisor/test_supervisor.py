@@ -145,6 +145,25 @@ async def test_a_stuck_worker_is_detected_stopped_and_restarted(statuses, mode: 
         assert all(state is actors.WorkerState.RUNNING for _, state in recorder.work)
 
 
+async def test_a_worker_gets_start_timeout_for_its_first_heartbeat(statuses) -> None:  # type: ignore[no-untyped-def]
+    recorder = Recorder()
+    with trio.fail_after(TEST_TIMEOUT):
+        async with actors.open_supervisor(
+            worker("silent"), CODEC, recorder, heartbeat=Heartbeat, **{**FAST, "start_timeout": 1.0}
+        ) as supervisor:
+            recorder.supervisor = supervisor
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, supervisor, statuses)
+                await supervisor.status.wait_value(state_is(actors.WorkerState.STUCK, 1))
+                stuck = supervisor.status.value
+                assert stuck.since - statuses[1].since == pytest.approx(1.0, abs=0.5)  # spawn -> stuck
+                await supervisor.status.wait_value(lambda s: s.incarnation == 2)
+                assert supervisor.status.value.last_exit_reason == "no first heartbeat"
+                nursery.cancel_scope.cancel()
+    assert recorder.work  # it was served all along; serving is not liveness
+    assert all(state is actors.WorkerState.STARTING for _, state in recorder.work)
+
+
 @pytest.mark.parametrize(("mode", "reason", "exit_code"), [("exit", "exited", 3), ("garbage", "protocol error", None)])
 async def test_a_dead_or_garbling_worker_is_restarted(statuses, mode: str, reason: str, exit_code: int | None) -> None:  # type: ignore[no-untyped-def]
     with trio.fail_after(TEST_TIMEOUT):

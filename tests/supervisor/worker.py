@@ -28,6 +28,11 @@ async def main(mode: str, fd: int) -> None:
         await trio.sleep_forever()
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "silent":  # connects, asks things, never heartbeats
+        async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5) as comms:
+            while True:
+                await comms.asend(Work(n=0))
+                await trio.sleep(BEAT)
     async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5) as comms:
         print(f"worker {os.getpid()} hello={comms.hello}", file=sys.stderr, flush=True)
         async with trio.open_nursery() as nursery:
