@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo quickstart test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio-comms needs Python 3.11+, found " + sys.version.split()[0])'
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# compat mode: a plain path entry, which mypy (and any tool that does not run
 	# import hooks) can follow to channel/ and actors/.
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,triggerer]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
+# The example triggerer: 1,000 triggers, every caller kind, chaos (see README).
 demo: $(STAMP)
+	$(BIN)/python -m examples.triggerer --triggers 1000 --chaos
+
+quickstart: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
 test: $(STAMP)
@@ -27,7 +31,7 @@ test: $(STAMP)
 # examples (tests/test_typing.py also type-checks README's examples).
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy channel actors examples/quickstart.py
+	$(BIN)/mypy channel actors examples
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -1,0 +1,94 @@
+"""What a person sees: a live rich table on a terminal, plain lines otherwise, and
+the summary at the end."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .job import Job
+from .kinds import FAILING_KINDS
+
+
+def _progress_table(job: Job, rate: float) -> Table:
+    assert job.supervisor is not None
+    status = job.supervisor.status.value
+    age = job.supervisor.heartbeat_age()
+    table = Table(title="triggerer", show_header=False)
+    table.add_row("triggers", "  ".join(f"{state} {count}" for state, count in job.counts.items()))
+    table.add_row("requests/s", f"{rate:,.0f}")
+    table.add_row("runner", f"{status.state.name} pid {status.pid} incarnation {status.incarnation} "
+                            f"restarts {status.restarts}")
+    table.add_row("heartbeat age", "-" if age is None else f"{age:.2f} s")
+    table.add_row("/health", "200" if job.supervisor.healthy() else "503")
+    return table
+
+
+async def show_progress(job: Job) -> None:
+    """Refresh the live display (or print a line every 2 s) until cancelled."""
+    last_total, last_time = 0, trio.current_time()
+    interactive = sys.stdout.isatty()
+    live = Live(auto_refresh=False) if interactive else None
+    if live is not None:
+        live.start()
+    try:
+        while True:
+            await trio.sleep(0.25 if interactive else 2.0)
+            job.counts = await job.store.counts()
+            total, now = sum(job.requests_by_caller.values()), trio.current_time()
+            rate = (total - last_total) / max(now - last_time, 1e-9)
+            last_total, last_time = total, now
+            if live is not None:
+                live.update(_progress_table(job, rate), refresh=True)
+            else:
+                assert job.supervisor is not None
+                status = job.supervisor.status.value
+                counts = " ".join(f"{state}={count}" for state, count in job.counts.items())
+                job.emit(f"progress: {counts} | {rate:,.0f} req/s | runner {status.state.name} "
+                         f"incarnation {status.incarnation} restarts {status.restarts}")
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def summary(job: Job, rows: list[Any], wall: float, problems: list[str]) -> None:
+    console = Console()
+    outcomes: dict[str, Counter[str]] = {}
+    for _id, kind, state, *_rest in rows:
+        outcomes.setdefault(kind, Counter())[state] += 1
+    table = Table(title="outcomes by kind")
+    for column in ("kind", "succeeded", "failed", "other", "expected"):
+        table.add_column(column, justify="right" if column != "kind" else "left")
+    for kind, counter in sorted(outcomes.items()):
+        other = sum(n for state, n in counter.items() if state not in ("succeeded", "failed"))
+        table.add_row(kind, str(counter["succeeded"]), str(counter["failed"]), str(other),
+                      "failed" if kind in FAILING_KINDS else "succeeded")
+    console.print(table)
+    requests = Table(title="requests by caller kind")
+    requests.add_column("caller")
+    requests.add_column("requests", justify="right")
+    for caller, count in sorted(job.requests_by_caller.items()):
+        requests.add_row(caller, f"{count:,}")
+    console.print(requests)
+    assert job.supervisor is not None
+    total_requests = sum(job.requests_by_caller.values())
+    console.print(f"misrouted replies: {job.misroutes}")
+    console.print(f"runner restarts: {job.supervisor.status.value.restarts}; chaos: {', '.join(job.chaos) or 'none'}; "
+                  f"blocks charged: {len(job.blocks)}")
+    for outage in job.outages:
+        length = "still down" if outage.ended is None else f"503 for {outage.ended - outage.started:.2f} s"
+        console.print(f"  outage at {outage.started:5.2f} s: incarnation {outage.incarnation} {outage.cause or outage.reason}, "
+                      f"{length}")
+    console.print(f"/health said 503 for {job.unhealthy_seconds:.1f} s in all; stale completions fenced: "
+                  f"{job.store.stale_completions}")
+    console.print(f"total {wall:.1f} s, {total_requests:,} requests, {total_requests / wall:,.0f} req/s")
+    if problems:
+        console.print("[bold red]FAILED[/]: " + "; ".join(problems))
+    else:
+        console.print("[bold green]OK[/]: every trigger has exactly one outcome, the expected one; 0 misroutes")

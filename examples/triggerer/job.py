@@ -1,0 +1,232 @@
+"""The triggerer job: the supervisor process. It owns the store, serves the runner,
+restarts it, makes chaos when asked, and answers ``/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import sys
+from collections import Counter
+from typing import Any
+
+import attrs
+import trio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+import actors
+
+from .messages import (
+    ConnectionResult,
+    GetConnection,
+    GetTaskStates,
+    GetVariable,
+    LoopBlocked,
+    Sync,
+    SyncResult,
+    TaskStatesResult,
+    VariableResult,
+)
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class Outage:
+    """One time the runner was down: why, and how long /health said 503."""
+
+    incarnation: int
+    reason: str
+    started: float
+    ended: float | None = None
+    cause: str = ""  # how that incarnation ended, once known
+
+
+class Job:
+    """Everything the job knows: the store, the supervisor, counters, outages."""
+
+    def __init__(self, store: Store, args: Any) -> None:
+        self.store = store
+        self.args = args
+        self.supervisor: actors.Supervisor | None = None
+        self.requests_by_caller: Counter[str] = Counter()
+        self.handled: Counter[str] = Counter()
+        self.misroutes = 0
+        self.blocks: list[tuple[int, int]] = []  # (trigger id, incarnation)
+        self.chaos: list[str] = []
+        self.counts: dict[str, int] = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0}
+        self.unhealthy_seconds = 0.0
+        self.outages: list[Outage] = []
+        self.started = trio.current_time()
+        self.loop_blocked: tuple[int, int] | None = None  # (incarnation, trigger id) until its next sync
+
+    # ------------------------------------------------------------------ serving the runner
+
+    async def handler(self, message: Any) -> Any:
+        self.handled[type(message).__name__] += 1
+        incarnation = actors.current_request().incarnation
+        if isinstance(message, Sync):
+            if self.loop_blocked is not None and self.loop_blocked[0] == incarnation:
+                self.loop_blocked = None  # its loop runs again
+            start, cancel, _stale = await self.store.sync(incarnation or 0, message.events, message.running, message.free)
+            self.requests_by_caller.update(message.requests)
+            self.misroutes += message.misroutes
+            return SyncResult(start=start, cancel=cancel)
+        if isinstance(message, LoopBlocked):
+            self.loop_blocked = (incarnation or 0, message.trigger_id)
+            failed = await self.store.charge_block(message.trigger_id, incarnation)
+            self.blocks.append((message.trigger_id, incarnation or 0))
+            self.emit(f"trigger {message.trigger_id} blocked runner incarnation {incarnation} for "
+                      f"{message.seconds:.1f} s{' : failed, blocked the runner 3 times' if failed else ''}")
+            return None
+        if isinstance(message, GetVariable):
+            return VariableResult(key=message.key, value=f"value-of-{message.key}")
+        if isinstance(message, GetConnection):
+            return ConnectionResult(conn_id=message.conn_id, host=f"host-{message.conn_id}")
+        if isinstance(message, GetTaskStates):
+            return TaskStatesResult(dag_id=message.dag_id, states={run: "success" for run in message.run_ids})
+        raise actors.ErrorReply("UNKNOWN_REQUEST", {"type": type(message).__name__})
+
+    def emit(self, line: str) -> None:
+        """An event line for the log (and for tests that follow the run)."""
+        print(f"[{trio.current_time() - self.started:6.2f}s] {line}", flush=True)
+
+    # ------------------------------------------------------------------ health and metrics
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        assert self.supervisor is not None
+        status = self.supervisor.status.value
+        healthy = self.supervisor.healthy()
+        blocked = self.loop_blocked
+        if healthy and blocked is not None and blocked[0] == status.incarnation:
+            # Its heartbeat is not stale yet, but the runner said its loop is blocked.
+            healthy, reason = False, f"loop blocked by trigger {blocked[1]}"
+        elif healthy:
+            reason = "running"
+        elif status.state is actors.WorkerState.RUNNING:
+            reason = "heartbeat stale"
+        else:
+            reason = {
+                actors.WorkerState.STARTING: "starting",
+                actors.WorkerState.STUCK: "stuck",
+                actors.WorkerState.STOPPING: "stopping",
+                actors.WorkerState.BACKING_OFF: "dead, backing off",
+                actors.WorkerState.FAILED: "failed",
+                actors.WorkerState.STOPPED: "stopped",
+            }[status.state]
+        return healthy, {
+            "status": "healthy" if healthy else "unhealthy",
+            "reason": reason,
+            "runner": {
+                "state": status.state.name,
+                "pid": status.pid,
+                "incarnation": status.incarnation,
+                "restarts": status.restarts,
+                "heartbeat_age": self.supervisor.heartbeat_age(),
+                "last_exit": status.last_exit,
+                "last_exit_reason": status.last_exit_reason,
+            },
+            "triggers": self.counts,
+        }
+
+    async def health_route(self) -> tuple[int, str, bytes]:
+        self.counts = await self.store.counts()
+        healthy, body = self.health()
+        return (200 if healthy else 503), "application/json", json.dumps(body).encode()
+
+    async def metrics_route(self) -> tuple[int, str, bytes]:
+        self.counts = await self.store.counts()
+        registry = CollectorRegistry()
+        registry.register(_JobCollector(self))
+        return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(registry)
+
+    async def watch_health(self) -> None:
+        """Sample what /health would say every 50 ms: outages and seconds of 503."""
+        assert self.supervisor is not None
+        period = 0.05
+        current: Outage | None = None
+        await self.supervisor.status.wait_value(lambda status: status.state is actors.WorkerState.RUNNING)
+        announced = 0
+        while True:
+            status = self.supervisor.status.value
+            if status.state is actors.WorkerState.RUNNING and status.incarnation > announced:
+                announced = status.incarnation
+                self.emit(f"runner incarnation {announced} RUNNING pid {status.pid}")
+            healthy, body = self.health()
+            now = trio.current_time() - self.started
+            if not healthy:
+                self.unhealthy_seconds += period
+                if current is None:
+                    current = Outage(self.supervisor.status.value.incarnation, body["reason"], now)
+                    self.outages.append(current)
+                    self.emit(f"health: 503 ({body['reason']}), runner incarnation {current.incarnation}")
+            elif current is not None:
+                current.ended = now
+                status = self.supervisor.status.value
+                current.cause = f"{status.last_exit_reason} (exit {status.last_exit})"
+                self.emit(f"health: 200 again, runner incarnation {self.supervisor.status.value.incarnation}")
+                current = None
+            await trio.sleep(period)
+
+    # ------------------------------------------------------------------ chaos
+
+    async def make_chaos(self, total: int, rng: random.Random) -> None:
+        """SIGKILL the runner once and SIGSTOP it once, at random moments of the run."""
+        assert self.supervisor is not None
+        last_incarnation = 0
+        for action, share in (("SIGKILL", rng.uniform(0.1, 0.3)), ("SIGSTOP", rng.uniform(0.4, 0.6))):
+            while True:
+                self.counts = await self.store.counts()
+                done = self.counts["succeeded"] + self.counts["failed"]
+                status = self.supervisor.status.value
+                # Each act of chaos hits a healthy runner, never the one already hit.
+                if done >= share * total and self.supervisor.healthy() and status.incarnation > last_incarnation:
+                    break
+                await trio.sleep(0.05)
+            pid = self.supervisor.status.value.pid
+            incarnation = self.supervisor.status.value.incarnation
+            if pid is None:
+                continue
+            last_incarnation = incarnation
+            os.kill(pid, signal.SIGKILL if action == "SIGKILL" else signal.SIGSTOP)
+            self.chaos.append(f"{action} incarnation {incarnation}")
+            self.emit(f"chaos: {action} runner pid {pid} (incarnation {incarnation}) at {done}/{total} done")
+
+
+class _JobCollector:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def collect(self) -> Any:
+        job = self.job
+        assert job.supervisor is not None
+        status = job.supervisor.status.value
+        yield CounterMetricFamily("triggerer_runner_restarts", "Runner restarts.", value=status.restarts)
+        yield GaugeMetricFamily("triggerer_runner_up", "1 while /health says healthy.", value=int(job.supervisor.healthy()))
+        yield GaugeMetricFamily("triggerer_runner_incarnation", "The runner's incarnation.", value=status.incarnation)
+        states = GaugeMetricFamily("triggerer_triggers", "Triggers by state.", labels=["state"])
+        for state, count in job.counts.items():
+            states.add_metric([state], count)
+        yield states
+        callers = CounterMetricFamily("triggerer_channel_requests", "Requests by caller kind.", labels=["caller"])
+        for caller, count in sorted(job.requests_by_caller.items()):
+            callers.add_metric([caller], count)
+        yield callers
+        handled = CounterMetricFamily("triggerer_channel_handled", "Requests the job handled, by type.", labels=["type"])
+        for kind, count in sorted(job.handled.items()):
+            handled.add_metric([kind], count)
+        yield handled
+        yield CounterMetricFamily("triggerer_channel_misroutes", "Replies that were not their caller's.", value=job.misroutes)
+        yield CounterMetricFamily("triggerer_stale_completions", "Completions fenced off (stale incarnation).",
+                                  value=job.store.stale_completions)
+
+
+def runner_command(args: Any) -> list[str]:
+    return [
+        sys.executable, "-m", "examples.triggerer.runner", "--host", args.runner, "--capacity", str(args.capacity),
+        "--trigger-timeout", str(args.trigger_timeout), "--block-seconds", str(args.stuck_after * 2 + 1),
+    ]

@@ -1,0 +1,105 @@
+"""The messages both processes share, and their codec."""
+
+from __future__ import annotations
+
+import attrs
+
+from channel import Codec, Request
+
+
+@attrs.frozen
+class TriggerSpec:
+    """A trigger to start: its id, kind and attempt."""
+
+    id: int
+    kind: str
+    attempt: int
+
+
+@attrs.frozen
+class TriggerEvent:
+    """A trigger's outcome, reported in the next sync."""
+
+    id: int
+    succeeded: bool
+    result: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class SyncResult:
+    start: list[TriggerSpec]
+    cancel: list[int]
+
+
+@attrs.frozen
+class Sync(Request[SyncResult]):
+    """The runner main loop's state changes, every half second: its heartbeat.
+
+    It asks for up to ``free`` new triggers, and reports which ones it runs.
+    """
+
+    events: list[TriggerEvent]
+    running: list[int]
+    free: int
+    requests: dict[str, int]  # requests made since the last sync, by caller kind
+    misroutes: int
+
+
+@attrs.frozen
+class LoopBlocked(Request[None]):
+    """Sent from the runner's watchdog thread: trigger ``trigger_id`` blocked the loop."""
+
+    trigger_id: int
+    seconds: float
+
+
+@attrs.frozen
+class VariableResult:
+    key: str
+    value: str
+
+
+@attrs.frozen
+class GetVariable(Request[VariableResult]):
+    key: str
+
+
+@attrs.frozen
+class ConnectionResult:
+    conn_id: str
+    host: str
+
+
+@attrs.frozen
+class GetConnection(Request[ConnectionResult]):
+    conn_id: str
+
+
+@attrs.frozen
+class TaskStatesResult:
+    dag_id: str
+    states: dict[str, str]
+
+
+@attrs.frozen
+class GetTaskStates(Request[TaskStatesResult]):
+    dag_id: str
+    run_ids: list[str]
+
+
+CODEC = Codec(
+    [
+        Sync,
+        SyncResult,
+        TriggerSpec,
+        TriggerEvent,
+        LoopBlocked,
+        GetVariable,
+        VariableResult,
+        GetConnection,
+        ConnectionResult,
+        GetTaskStates,
+        TaskStatesResult,
+    ]
+)

@@ -1,0 +1,264 @@
+"""The runner: the subprocess that executes triggers (``python -m examples.triggerer.runner``).
+
+Its end of the socketpair is fd 0. The channel lives on its own thread
+(``comms_in_thread``), so that a trigger blocking the runner's loop cannot stall it:
+the runner's watchdog thread can still tell the job which trigger is to blame. The
+main loop syncs with the job every half second (its heartbeat): it reports finished
+triggers and receives triggers to start and to cancel. Two hosts run the same kinds:
+a trio loop (default) and an asyncio loop, as an Airflow-style asyncio triggerer
+would adopt trio-comms. The runner ends when its channel closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import trio
+
+import actors
+
+from .kinds import Stats, Trigger
+from .messages import CODEC, LoopBlocked, Sync, TriggerEvent
+
+T = TypeVar("T")
+
+SYNC_EVERY = 0.5
+TICK_EVERY = 0.05
+
+
+class Runner:
+    """The state the main loop and the watchdog share: library-neutral."""
+
+    def __init__(self, comms: actors.Comms, args: argparse.Namespace) -> None:
+        self.comms = comms
+        self.args = args
+        self.stats = Stats()
+        self.events: list[TriggerEvent] = []
+        self.running: dict[int, Any] = {}  # trigger id -> its cancel handle
+        self.tick = time.monotonic()
+        self.loop_thread = threading.get_ident()
+        self.closed = False
+
+    def sync_message(self) -> Sync:
+        requests, misroutes = self.stats.take()
+        events, self.events = self.events, []
+        return Sync(
+            events=events, running=list(self.running), free=self.args.capacity - len(self.running),
+            requests=requests, misroutes=misroutes,
+        )
+
+    def finished(self, trigger_id: int, result: str | None, error: BaseException | None) -> None:
+        self.running.pop(trigger_id, None)
+        if error is None:
+            self.events.append(TriggerEvent(id=trigger_id, succeeded=True, result=result))
+        else:
+            self.events.append(TriggerEvent(id=trigger_id, succeeded=False, error=f"{type(error).__name__}: {error}"))
+
+    # ------------------------------------------------------------------ the watchdog thread
+
+    def watch_the_loop(self) -> None:
+        """Find the trigger that blocks the loop, and tell the job (from this thread)."""
+        reported = False
+        while not self.closed:
+            time.sleep(TICK_EVERY)
+            blocked_for = time.monotonic() - self.tick
+            if blocked_for < self.args.block_report_after:
+                reported = False
+                continue
+            if reported:
+                continue
+            trigger_id = _trigger_on_stack(sys._current_frames().get(self.loop_thread))
+            if trigger_id is None:
+                continue
+            reported = True
+            try:
+                self.comms.send(LoopBlocked(trigger_id=trigger_id, seconds=blocked_for), timeout=5)
+            except actors.ChannelClosed:
+                return
+
+
+def _trigger_on_stack(frame: FrameType | None) -> int | None:
+    """The id of the trigger whose code the loop thread is running, if any."""
+    while frame is not None:
+        if frame.f_code.co_name == "run_one_trigger" and "trigger_id" in frame.f_locals:
+            trigger_id = frame.f_locals["trigger_id"]
+            return trigger_id if isinstance(trigger_id, int) else None
+        frame = frame.f_back
+    return None
+
+
+async def run_one_trigger(runner: Runner, trigger_id: int, trigger: Trigger, timeout_cm: Any) -> None:
+    """Run one trigger within its timeout; the watchdog finds ``trigger_id`` on the stack."""
+    result: str | None = None
+    error: BaseException | None = None
+    try:
+        with timeout_cm:
+            result = await trigger.run()
+    except Exception as exc:
+        error = exc
+    if result is None and error is None:  # the deadline ended it
+        error = TimeoutError(f"no outcome within {runner.args.trigger_timeout:g} s")
+    runner.finished(trigger_id, result, error)
+
+
+# ------------------------------------------------------------------ trio host
+
+
+class TrioHost:
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    async def to_thread(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+    async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
+        async with trio.open_nursery() as nursery:
+            for call in calls:
+                nursery.start_soon(call)
+
+
+async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
+    async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
+        runner = Runner(comms, args)
+        host = TrioHost()
+        threading.Thread(target=runner.watch_the_loop, daemon=True).start()
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def ticker() -> None:
+                    while True:
+                        runner.tick = time.monotonic()
+                        await trio.sleep(TICK_EVERY)
+
+                nursery.start_soon(ticker)
+                while True:
+                    reply = await comms.asend(runner.sync_message())
+                    for trigger_id in reply.cancel:
+                        handle = runner.running.pop(trigger_id, None)
+                        if handle is not None:
+                            handle.cancel()
+                    for spec in reply.start:
+                        scope = trio.CancelScope()
+                        runner.running[spec.id] = scope
+                        trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
+                                          args.block_seconds, "trio_task")
+
+                        async def start(trigger_id: int = spec.id, trigger: Trigger = trigger,
+                                        scope: trio.CancelScope = scope) -> None:
+                            with scope:
+                                await run_one_trigger(runner, trigger_id, trigger, trio.move_on_after(args.trigger_timeout))
+
+                        nursery.start_soon(start)
+                    await trio.sleep(SYNC_EVERY)
+        except actors.ChannelClosed:
+            pass  # the job is gone or done with us: end
+        finally:
+            runner.closed = True
+
+
+# ------------------------------------------------------------------ asyncio host
+
+
+class AsyncioHost:
+    async def sleep(self, seconds: float) -> None:
+        if math.isinf(seconds):
+            await asyncio.Event().wait()
+        await asyncio.sleep(seconds)
+
+    async def to_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.to_thread(fn)
+
+    async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
+        await asyncio.gather(*(call() for call in calls))
+
+
+class _AsyncioTimeout:
+    """``with``-able deadline for a trigger on asyncio: cancels its task at the deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def expire() -> None:
+            self.expired = True
+            task.cancel()
+
+        self._handle = asyncio.get_running_loop().call_later(self.seconds, expire)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._handle.cancel()
+        if self.expired and exc_type is asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return True
+        return False
+
+
+async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
+    async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
+        runner = Runner(comms, args)
+        host = AsyncioHost()
+        threading.Thread(target=runner.watch_the_loop, daemon=True).start()
+
+        async def ticker() -> None:
+            while True:
+                runner.tick = time.monotonic()
+                await asyncio.sleep(TICK_EVERY)
+
+        tick_task = asyncio.create_task(ticker())
+        try:
+            while True:
+                reply = await comms.asend(runner.sync_message())
+                for trigger_id in reply.cancel:
+                    handle = runner.running.pop(trigger_id, None)
+                    if handle is not None:
+                        handle.cancel()
+                for spec in reply.start:
+                    trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
+                                      args.block_seconds, "asyncio_task")
+                    runner.running[spec.id] = asyncio.create_task(
+                        run_one_trigger(runner, spec.id, trigger, _AsyncioTimeout(args.trigger_timeout))
+                    )
+                await asyncio.sleep(SYNC_EVERY)
+        except actors.ChannelClosed:
+            pass
+        finally:
+            runner.closed = True
+            tick_task.cancel()
+            for task in list(runner.running.values()):
+                task.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", choices=("trio", "asyncio"), default="trio")
+    parser.add_argument("--capacity", type=int, default=1000)
+    parser.add_argument("--trigger-timeout", type=float, default=3.0)
+    parser.add_argument("--block-seconds", type=float, default=5.0)
+    parser.add_argument("--block-report-after", type=float, default=0.5)
+    args = parser.parse_args()
+    sock = socket.socket(fileno=os.dup(0))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    if args.host == "trio":
+        trio.run(trio_main, sock, args)
+    else:
+        asyncio.run(asyncio_main(sock, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The example triggerer, run small as a real program: both runner hosts with chaos,
+its store checked afterwards, /health and /metrics read with a real HTTP client
+during an outage and after recovery, and no runner left behind, even after Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from examples.triggerer.kinds import FAILING_KINDS
+
+TEST_TIMEOUT = 120
+
+
+class Demo:
+    """The demo as a child process whose event lines the test follows."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.buffer = b""
+        self.lines: list[str] = []
+        self.url = ""
+        self.runner_pids: set[int] = set()
+
+    async def next_line(self) -> str:
+        assert self.process.stdout is not None
+        while b"\n" not in self.buffer:
+            chunk = await self.process.stdout.receive_some(65536)
+            if not chunk:
+                raise EOFError("the demo's output ended")
+            self.buffer += chunk
+        raw, self.buffer = self.buffer.split(b"\n", 1)
+        line = raw.decode(errors="replace")
+        self.lines.append(line)
+        if match := re.search(r"on (http://\S+)", line):
+            self.url = match.group(1)
+        if match := re.search(r"RUNNING pid (\d+)", line):
+            self.runner_pids.add(int(match.group(1)))
+        return line
+
+
+def demo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "examples.triggerer", *args]
+
+
+def assert_gone(pids: set[int]) -> None:
+    assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("runner", ["trio", "asyncio"])
+async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_truth(tmp_path: Path, runner: str) -> None:
+    db = tmp_path / "triggers.db"
+    process = await trio.lowlevel.open_process(
+        demo_command("--triggers", "60", "--chaos", "--seed", "3", "--runner", runner, "--stuck-after", "1",
+                     "--db", str(db), "--http", "127.0.0.1:0"),
+        stdout=subprocess.PIPE,
+    )
+    demo = Demo(process)
+    during: list[tuple[int, dict]] = []
+    after: list[tuple[int, dict]] = []
+    metrics_during: list[str] = []
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            async with httpx.AsyncClient(timeout=10) as client:
+                outage_incarnation = None
+                while True:
+                    try:
+                        line = await demo.next_line()
+                    except EOFError:
+                        break
+                    if match := re.search(r"health: 503 \(.*\), runner incarnation (\d+)", line):
+                        outage_incarnation = int(match.group(1))
+                        response = await client.get(demo.url + "/health")
+                        body = response.json()
+                        # Either still down (503, saying why), or already back on a newer one.
+                        if response.status_code == 503:
+                            during.append((response.status_code, body))
+                            metrics_during.append((await client.get(demo.url + "/metrics")).text)
+                        else:
+                            assert body["runner"]["incarnation"] > outage_incarnation
+                    elif "health: 200 again" in line and outage_incarnation is not None:
+                        response = await client.get(demo.url + "/health")
+                        after.append((response.status_code, response.json()))
+            code = await process.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    output = "\n".join(demo.lines)
+    assert code == 0, output
+    assert "OK: every trigger has exactly one outcome" in output
+    # /health during an outage: 503 and why; after recovery: 200 and healthy.
+    assert during, output
+    for status, body in during:
+        assert status == 503 and body["status"] == "unhealthy"
+        assert body["reason"] in ("heartbeat stale", "stuck", "stopping", "dead, backing off", "starting") or (
+            body["reason"].startswith("loop blocked by trigger ")
+        )
+        assert set(body["triggers"]) == {"queued", "running", "succeeded", "failed"}
+    assert any("triggerer_runner_up 0.0" in text for text in metrics_during)
+    assert after and any(status == 200 and body["runner"]["state"] == "RUNNING" for status, body in after)
+    # The store, read afterwards: every trigger terminal, exactly once, as its kind expects.
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT id, kind, state, outcomes, error, attempts FROM triggers").fetchall()
+    assert len(rows) == 60
+    for trigger_id, kind, state, outcomes, error, _attempts in rows:
+        assert outcomes == 1, (trigger_id, kind)
+        assert state == ("failed" if kind in FAILING_KINDS else "succeeded"), (trigger_id, kind, state, error)
+    poison = [row for row in rows if row[1] == "poison"]
+    assert poison and all(row[4] == "blocked the runner" for row in poison)
+    assert max(row[5] for row in rows) >= 2  # chaos made some triggers run again
+    assert re.search(r"chaos: SIGKILL", output) and re.search(r"chaos: SIGSTOP", output)
+    assert_gone(demo.runner_pids)
+
+
+async def test_ctrl_c_leaves_no_runner_behind(tmp_path: Path) -> None:
+    process = await trio.lowlevel.open_process(
+        demo_command("--triggers", "1000", "--db", str(tmp_path / "t.db")), stdout=subprocess.PIPE
+    )
+    demo = Demo(process)
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            while not demo.runner_pids:
+                await demo.next_line()
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert code != 0  # interrupted, not a clean run
+    assert_gone(demo.runner_pids)
+
