@@ -10,6 +10,7 @@ the policy, whether and when to spawn the next.
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import math
@@ -44,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart backs off from the start
+_HISTORY = 1000  # statuses kept by Supervisor.history()
 _EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
 
 
@@ -149,7 +151,9 @@ class Supervisor(metaclass=NoPublicConstructor):
                 last_exit_reason=None, heartbeat_age=None, since=trio.current_time(),
             )
         )
-        """The current :class:`SupervisorStatus`; ``await status.wait_value(...)`` to watch it."""
+        """The current :class:`SupervisorStatus`; ``await status.wait_value(...)`` to watch it.
+        (A watcher may see several quick changes as one; :meth:`history` has each.)"""
+        self._history: collections.deque[SupervisorStatus] = collections.deque([self.status.value], maxlen=_HISTORY)
 
     def __repr__(self) -> str:
         status = self.status.value
@@ -163,6 +167,10 @@ class Supervisor(metaclass=NoPublicConstructor):
         until a new incarnation has sent its first heartbeat."""
         state: WorkerState = self.status.value.state
         return state is WorkerState.RUNNING and self._serving and self._liveness.fresh(trio.current_time())
+
+    def history(self) -> list[SupervisorStatus]:
+        """Every status published, oldest first: the last 1,000, each transition in order."""
+        return list(self._history)
 
     def heartbeat_age(self) -> float | None:
         """Seconds since the current incarnation's last heartbeat, now, or None."""
@@ -185,9 +193,9 @@ class Supervisor(metaclass=NoPublicConstructor):
         current: SupervisorStatus = self.status.value
         new_state = current.state if state is None else state
         since = current.since if new_state is current.state else now
-        self.status.value = attrs.evolve(
-            current, state=new_state, since=since, heartbeat_age=self._liveness.age(now), **changes
-        )
+        new = attrs.evolve(current, state=new_state, since=since, heartbeat_age=self._liveness.age(now), **changes)
+        self._history.append(new)
+        self.status.value = new
         if new_state is not current.state:
             log.debug("worker %s (incarnation %d, pid %s)", new_state.name, self._incarnation, self._pid)
 
