@@ -119,7 +119,7 @@ async def test_thread_caller_timeout_is_exact_about_being_written() -> None:
                     results[name] = exc
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.to_thread.run_sync, call, "holds", 0.4)
+                nursery.start_soon(trio.to_thread.run_sync, call, "holds", 1.0)  # outlasts "queued" by far
                 await peer.receive()
                 # Queued behind "holds" for all of its 0.1 s: never written.
                 await trio.to_thread.run_sync(call, "queued", 0.1)
