@@ -50,8 +50,10 @@ async def show_progress(job: Job) -> None:
                 assert job.supervisor is not None
                 status = job.supervisor.status.value
                 counts = " ".join(f"{state}={count}" for state, count in job.counts.items())
+                age = job.supervisor.heartbeat_age()
                 job.emit(f"progress: {counts} | {rate:,.0f} req/s | runner {status.state.name} "
-                         f"incarnation {status.incarnation} restarts {status.restarts}")
+                         f"incarnation {status.incarnation} restarts {status.restarts} "
+                         f"heartbeat age {'-' if age is None else f'{age:.2f} s'}")
     finally:
         if live is not None:
             live.stop()

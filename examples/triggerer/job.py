@@ -62,6 +62,7 @@ class Job:
         self.unhealthy_seconds = 0.0
         self.outages: list[Outage] = []
         self.started = trio.current_time()
+        self.channel: dict[str, int] = {}  # the current runner's CommsStatistics
         self.loop_blocked: tuple[int, int] | None = None  # (incarnation, trigger id) until its next sync
 
     # ------------------------------------------------------------------ serving the runner
@@ -74,6 +75,7 @@ class Job:
                 self.loop_blocked = None  # its loop runs again
             start, cancel, _stale = await self.store.sync(incarnation or 0, message.events, message.running, message.free)
             self.requests_by_caller.update(message.requests)
+            self.channel = message.channel
             self.misroutes += message.misroutes
             return SyncResult(start=start, cancel=cancel)
         if isinstance(message, LoopBlocked):
@@ -221,6 +223,12 @@ class _JobCollector:
             handled.add_metric([kind], count)
         yield handled
         yield CounterMetricFamily("triggerer_channel_misroutes", "Replies that were not their caller's.", value=job.misroutes)
+        runner_channel = GaugeMetricFamily(
+            "triggerer_runner_channel", "The current runner's channel statistics (CommsStatistics).", labels=["field"]
+        )
+        for field, value in sorted(job.channel.items()):
+            runner_channel.add_metric([field], value)
+        yield runner_channel
         yield CounterMetricFamily("triggerer_stale_completions", "Completions fenced off (stale incarnation).",
                                   value=job.store.stale_completions)
 

@@ -44,6 +44,7 @@ class Sync(Request[SyncResult]):
     free: int
     requests: dict[str, int]  # requests made since the last sync, by caller kind
     misroutes: int
+    channel: dict[str, int]  # the runner's CommsStatistics, as of this sync
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 import actors
@@ -54,7 +55,7 @@ class Runner:
         events, self.events = self.events, []
         return Sync(
             events=events, running=list(self.running), free=self.args.capacity - len(self.running),
-            requests=requests, misroutes=misroutes,
+            requests=requests, misroutes=misroutes, channel=attrs.asdict(self.comms.statistics()),
         )
 
     def finished(self, trigger_id: int, result: str | None, error: BaseException | None) -> None:

@@ -111,6 +111,8 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
         )
         assert set(body["triggers"]) == {"queued", "running", "succeeded", "failed"}
     assert any("triggerer_runner_up 0.0" in text for text in metrics_during)
+    assert all('triggerer_runner_channel{field="requests_sent"}' in text for text in metrics_during)
+    assert all("triggerer_runner_restarts_total" in text for text in metrics_during)
     assert after and any(status == 200 and body["runner"]["state"] == "RUNNING" for status, body in after)
     # The store, read afterwards: every trigger terminal, exactly once, as its kind expects.
     with sqlite3.connect(db) as connection:
