@@ -58,6 +58,13 @@ class Runner:
             requests=requests, misroutes=misroutes, channel=attrs.asdict(self.comms.statistics()),
         )
 
+    def cancel(self, trigger_ids: list[int]) -> None:
+        """Cancel triggers the job no longer wants run (a trio CancelScope or an asyncio Task)."""
+        for trigger_id in trigger_ids:
+            handle = self.running.pop(trigger_id, None)
+            if handle is not None:
+                handle.cancel()
+
     def finished(self, trigger_id: int, result: str | None, error: BaseException | None) -> None:
         self.running.pop(trigger_id, None)
         if error is None:
@@ -144,10 +151,7 @@ async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
                 nursery.start_soon(ticker)
                 while True:
                     reply = await comms.asend(runner.sync_message())
-                    for trigger_id in reply.cancel:
-                        handle = runner.running.pop(trigger_id, None)
-                        if handle is not None:
-                            handle.cancel()
+                    runner.cancel(reply.cancel)
                     for spec in reply.start:
                         scope = trio.CancelScope()
                         runner.running[spec.id] = scope
@@ -223,10 +227,7 @@ async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
         try:
             while True:
                 reply = await comms.asend(runner.sync_message())
-                for trigger_id in reply.cancel:
-                    handle = runner.running.pop(trigger_id, None)
-                    if handle is not None:
-                        handle.cancel()
+                runner.cancel(reply.cancel)
                 for spec in reply.start:
                     trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
                                       args.block_seconds, "asyncio_task")

@@ -52,6 +52,14 @@ def demo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "examples.triggerer", *args]
 
 
+async def ensure_ended(process: trio.Process) -> None:
+    """Kill the demo if a failed test left it running."""
+    with trio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 def assert_gone(pids: set[int]) -> None:
     assert pids
     for pid in pids:
@@ -95,10 +103,7 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
                         after.append((response.status_code, response.json()))
             code = await process.wait()
     finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        await ensure_ended(process)
     output = "\n".join(demo.lines)
     assert code == 0, output
     assert "OK: every trigger has exactly one outcome" in output
@@ -140,10 +145,7 @@ async def test_ctrl_c_leaves_no_runner_behind(tmp_path: Path) -> None:
             process.send_signal(signal.SIGINT)
             code = await process.wait()
     finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        await ensure_ended(process)
     assert code != 0  # interrupted, not a clean run
     assert_gone(demo.runner_pids)
 
