@@ -44,14 +44,14 @@ from ._responder import Handler as Handler
 from ._responder import serve as serve
 from ._state import ChannelState as ChannelState
 from ._stats import CommsStatistics as CommsStatistics
-from ._supervisor import RestartIntensityExceeded as RestartIntensityExceeded
 from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorStatus as SupervisorStatus
-from ._supervisor import WorkerState as WorkerState
-from ._supervisor import connect_to_supervisor as connect_to_supervisor
 from ._supervisor import open_supervisor as open_supervisor
 from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
+from ._worker import connect_to_supervisor as connect_to_supervisor
+from ._worker_status import RestartIntensityExceeded as RestartIntensityExceeded
+from ._worker_status import SupervisorStatus as SupervisorStatus
+from ._worker_status import WorkerState as WorkerState
 
 __all__ = [
     "ChannelClosed",

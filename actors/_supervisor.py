@@ -11,7 +11,6 @@ the policy, whether and when to spawn the next.
 from __future__ import annotations
 
 import collections
-import enum
 import logging
 import math
 import os
@@ -28,82 +27,17 @@ from trio_util import AsyncValue
 from channel import DEFAULT_MAX_FRAME_SIZE, Codec, ErrorReply, RemoteProtocolError
 from channel._util import NoPublicConstructor
 
-from ._handle import Comms, open_comms
 from ._policy import Backoff, ExitRecord, Liveness, RestartIntensity
 from ._responder import Handler, serve
-from ._state import ChannelState
+from ._worker_status import RestartIntensityExceeded, SupervisorStatus, WorkerState
 
-__all__ = [
-    "RestartIntensityExceeded",
-    "Supervisor",
-    "SupervisorStatus",
-    "WorkerState",
-    "connect_to_supervisor",
-    "open_supervisor",
-]
+__all__ = ["Supervisor", "open_supervisor"]
 
 log = logging.getLogger(__name__)
 
 _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart backs off from the start
 _HISTORY = 1000  # statuses kept by Supervisor.history()
 _EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
-
-
-class WorkerState(enum.Enum):
-    """Where the supervised worker is. See :class:`SupervisorStatus`."""
-
-    STARTING = "starting"
-    """Spawned; its first heartbeat has not come yet (it has ``start_timeout``)."""
-    RUNNING = "running"
-    """Heartbeating. Healthy while the last heartbeat is fresh."""
-    STUCK = "stuck"
-    """No heartbeat within ``stuck_after`` (or ``start_timeout``): about to be stopped."""
-    STOPPING = "stopping"
-    """Being stopped: SIGTERM, then SIGKILL after ``stop_timeout``."""
-    BACKING_OFF = "backing_off"
-    """Dead; waiting out the backoff before the next incarnation."""
-    FAILED = "failed"
-    """Restart intensity exceeded: no more restarts."""
-    STOPPED = "stopped"
-    """The supervisor was left; its worker has been stopped."""
-
-
-@attrs.frozen(kw_only=True)
-class SupervisorStatus:
-    """A snapshot of a supervisor, published in ``supervisor.status`` on every change."""
-
-    state: WorkerState
-    """The worker's state."""
-    pid: int | None
-    """The current incarnation's process id (None before the first spawn)."""
-    incarnation: int
-    """1, 2, ... one per spawn (0 before the first)."""
-    restarts: int
-    """Spawns after the first."""
-    last_exit: int | None
-    """The last dead incarnation's return code (negative: the signal that killed it)."""
-    last_exit_reason: str | None
-    """Why it ended: ``"exited"``, ``"stuck"``, ``"no first heartbeat"``,
-    ``"protocol error"``, ``"closed its channel"`` or ``"supervisor stopped"``."""
-    heartbeat_age: float | None
-    """Seconds since the last heartbeat when this snapshot was taken, or None."""
-    since: float
-    """When the state began, on trio's clock."""
-
-
-class RestartIntensityExceeded(Exception):
-    """Raised out of ``open_supervisor`` (and by ``wait_failed``) when the worker had to
-    be restarted more than ``max_restarts`` times within ``restart_window`` seconds.
-
-    :attr:`exits` are the recent incarnations' ends (:class:`ExitRecord`), newest last.
-    """
-
-    def __init__(self, exits: Sequence[ExitRecord], max_restarts: int, restart_window: float) -> None:
-        summary = ", ".join(f"#{e.incarnation} {e.reason} ({e.exit_code})" for e in exits[-(max_restarts + 1) :])
-        super().__init__(
-            f"worker restarted more than {max_restarts} times within {restart_window:g} s; giving up. Exits: {summary}"
-        )
-        self.exits = list(exits)
 
 
 @final
@@ -441,52 +375,3 @@ async def open_supervisor(
         raise error
     if failure is not None:
         raise failure
-
-
-@asynccontextmanager
-async def connect_to_supervisor(
-    codec: Codec, *, fd: int = 0, end_on_close: bool = True, **open_comms_options: Any
-) -> AsyncIterator[Comms]:
-    """In the worker process: open the channel to the supervisor on ``fd``.
-
-    ::
-
-        async def main() -> None:
-            async with actors.connect_to_supervisor(codec, timeout=10) as comms:
-                while True:                       # the main loop sends the heartbeat
-                    await comms.asend(Heartbeat())
-                    await trio.sleep(0.5)
-
-    When the channel closes (the supervisor died or closed its end), the block is
-    cancelled and exits normally, so the worker's main returns and the process ends:
-    a worker never outlives its supervisor by more than the time it takes to see EOF.
-    Pass ``end_on_close=False`` to handle ``ChannelClosed`` yourself instead.
-
-    Args:
-        codec: the message codec.
-        fd: the socket's file descriptor (0 for Airflow's convention).
-        end_on_close: cancel the block when the channel closes.
-        **open_comms_options: as :func:`~actors.open_comms` (``timeout``,
-            ``expect_hello``, ``max_in_flight``, ...).
-    """
-    sock = socket.socket(fileno=os.dup(fd))
-    if fd == 0:
-        # fd 0 was the socket: now only the channel reads it, and stdin is /dev/null.
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-    async with open_comms(stream, codec, **open_comms_options) as comms:
-        if not end_on_close:
-            yield comms
-            return
-        async with trio.open_nursery() as nursery:
-
-            async def end_when_closed() -> None:
-                await comms.state.wait_value(lambda state: state in (ChannelState.CLOSING, ChannelState.CLOSED))
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(end_when_closed)
-            yield comms
-            nursery.cancel_scope.cancel()
-

@@ -11,6 +11,11 @@
     message = codec.decode(frame.body)    # GetVariable(key='k')
 """
 
+from ._decoder import END_OF_STREAM as END_OF_STREAM
+from ._decoder import NEED_DATA as NEED_DATA
+from ._decoder import DecoderEvent as DecoderEvent
+from ._decoder import FrameDecoder as FrameDecoder
+from ._decoder import OversizedFrame as OversizedFrame
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body
@@ -26,13 +31,8 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import TruncatedFrame as TruncatedFrame
 from ._frames import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
-from ._frames import END_OF_STREAM as END_OF_STREAM
 from ._frames import FRAME_TOO_LARGE as FRAME_TOO_LARGE
-from ._frames import NEED_DATA as NEED_DATA
 from ._frames import PACKED_NIL as PACKED_NIL
-from ._frames import DecoderEvent as DecoderEvent
-from ._frames import FrameDecoder as FrameDecoder
-from ._frames import OversizedFrame as OversizedFrame
 from ._frames import RequestFrame as RequestFrame
 from ._frames import ResponseFrame as ResponseFrame
 from ._frames import check_request_size as check_request_size

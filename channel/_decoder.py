@@ -1,0 +1,307 @@
+"""The incremental frame decoder: bytes in any chunking -> frames, h11-style, no I/O.
+
+Bytes go in with :meth:`FrameDecoder.receive_data` and frames (or an
+:class:`OversizedFrame` to fail alone, or :data:`NEED_DATA` / :data:`END_OF_STREAM`)
+come out of :meth:`FrameDecoder.next_frame`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, Generic, Literal, NoReturn
+
+import attrs
+import msgpack
+
+from ._errors import ErrorReply, FrameTooLarge, LocalProtocolError, RemoteProtocolError, TruncatedFrame
+from ._frames import (
+    _FIXARRAY,
+    _LENGTH,
+    _MAX_HEAD,
+    _MAX_LENGTH,
+    DEFAULT_MAX_FRAME_SIZE,
+    FRAME_TOO_LARGE,
+    FrameT,
+    RequestFrame,
+    ResponseFrame,
+)
+
+__all__ = ["END_OF_STREAM", "NEED_DATA", "DecoderEvent", "FrameDecoder", "OversizedFrame"]
+
+# msgpack's unsigned int markers and the bytes that follow each.
+_UINT_WIDTHS: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+class DecoderEvent(enum.Enum):
+    """What :meth:`FrameDecoder.next_frame` returns when it has no frame to give."""
+
+    NEED_DATA = "NEED_DATA"
+    """No whole frame is buffered yet: feed more bytes with ``receive_data``."""
+    END_OF_STREAM = "END_OF_STREAM"
+    """The stream ended cleanly, between two frames. Nothing more will come."""
+
+
+NEED_DATA: Final = DecoderEvent.NEED_DATA
+END_OF_STREAM: Final = DecoderEvent.END_OF_STREAM
+
+
+_BAD_HEAD: Final = object()  # a head that cannot start a frame of this kind
+
+
+@attrs.frozen(kw_only=True)
+class OversizedFrame:
+    """What :meth:`FrameDecoder.next_frame` returns for a frame over ``max_frame_size``
+    whose id could be read: the frame is skipped, the stream stays in sync.
+
+    Its body is never buffered: the decoder discards its bytes as they arrive. Only
+    the request or reply with this :attr:`id` fails; a responder answers it with
+    :meth:`error_reply`, a requester fails that one caller with the same code.
+    """
+
+    id: int
+    """The skipped frame's id."""
+    size: int
+    """Its announced length in bytes."""
+    max_frame_size: int
+    """The decoder's limit it exceeded."""
+    offset: int
+    """The stream offset of its length prefix."""
+
+    def error_reply(self, frame: str) -> ErrorReply:
+        """The error that answers this frame: code :data:`FRAME_TOO_LARGE`, both sizes.
+
+        Args:
+            frame: which frame was too large, ``"request"`` or ``"response"``, for
+                the detail.
+        """
+        return ErrorReply(
+            FRAME_TOO_LARGE, {"frame": frame, "size": self.size, "max_frame_size": self.max_frame_size}
+        )
+
+
+class FrameDecoder(Generic[FrameT]):
+    """Turns bytes, in any chunking, into frames. Sans-IO, in the style of h11.
+
+    Feed it with :meth:`receive_data` (``b""`` means end of stream) and take frames
+    out with :meth:`next_frame` until it says :data:`NEED_DATA` or
+    :data:`END_OF_STREAM`::
+
+        decoder = FrameDecoder(ResponseFrame)
+        decoder.receive_data(chunk)
+        while not isinstance(event := decoder.next_frame(), DecoderEvent):
+            route(event)          # a ResponseFrame, or an OversizedFrame to fail
+
+    Guarantees:
+
+    - a length prefix over ``max_frame_size`` never causes its body to be buffered.
+      If the frame's head (an array of the right length and an unsigned id, at most
+      10 bytes) can be read, the decoder returns an :class:`OversizedFrame` and
+      discards that frame's bytes as they arrive, so only that frame's request or
+      reply fails; otherwise it raises :class:`~channel.FrameTooLarge`;
+    - once every whole frame has been taken out, at most one partial frame
+      (``4 + max_frame_size`` bytes, or the 14 bytes of an oversized frame's prefix
+      and head if ``max_frame_size`` is under 10) stays buffered;
+    - frames are parsed in place, so many frames in one chunk cost no copy each;
+    - after any error the decoder is failed for good and raises that same error
+      again on every later :meth:`next_frame`, like an h11 connection in ERROR.
+
+    Args:
+        frame_type: :class:`RequestFrame` to decode requests (a responder),
+            :class:`ResponseFrame` to decode responses (a requester).
+        max_frame_size: the largest length prefix accepted, in bytes.
+
+    Raises:
+        ValueError: ``max_frame_size`` is not a positive int, or ``frame_type`` is
+            neither frame class.
+    """
+
+    def __init__(
+        self, frame_type: type[FrameT], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    ) -> None:
+        if frame_type is RequestFrame:
+            self._arities: tuple[int, ...] = (2, 3)
+        elif frame_type is ResponseFrame:
+            self._arities = (1, 2, 3)
+        else:
+            raise ValueError(f"frame_type must be RequestFrame or ResponseFrame, not {frame_type!r}")
+        if type(max_frame_size) is not int or not 0 < max_frame_size <= _MAX_LENGTH:
+            raise ValueError(f"max_frame_size must be an int in 1..2**32-1, not {max_frame_size!r}")
+        self._frame_type: type[FrameT] = frame_type
+        self._max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._pos = 0  # start of the first unparsed frame in _buffer
+        self._consumed = 0  # stream offset of _buffer[0]
+        self._skipping = 0  # bytes of an oversized frame still to discard on arrival
+        self._skip_offset = 0  # stream offset of that frame, for TruncatedFrame
+        self._skip_length = 0  # and its announced length
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame length this decoder accepts."""
+        return self._max_frame_size
+
+    @property
+    def buffered_size(self) -> int:
+        """How many received bytes are not yet part of a returned frame."""
+        return len(self._buffer) - self._pos
+
+    @property
+    def failed(self) -> RemoteProtocolError | None:
+        """The error that failed this decoder, or ``None`` while it is healthy."""
+        return self._error
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the peer; ``b""`` says the stream has ended.
+
+        Bytes received after a failure are dropped: a failed decoder buffers nothing.
+        So are the bytes of an oversized frame being skipped.
+
+        Raises:
+            RuntimeError: more data after the end of stream was already reported.
+        """
+        if self._error is not None:
+            return
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after the end of stream")
+        if self._pos:
+            # Compact once per chunk, not once per frame.
+            del self._buffer[: self._pos]
+            self._consumed += self._pos
+            self._pos = 0
+        if self._skipping:
+            dropped = min(self._skipping, len(data))
+            self._skipping -= dropped
+            self._consumed += dropped
+            if dropped == len(data):
+                return
+            data = memoryview(data)[dropped:]
+        self._buffer += data
+
+    def next_frame(
+        self,
+    ) -> FrameT | OversizedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+        """Return the next whole frame, an :class:`OversizedFrame`, or an event.
+
+        Returns:
+            A frame; an :class:`OversizedFrame` (a frame over ``max_frame_size``
+            whose id was read; its bytes are being skipped); :data:`NEED_DATA`; or
+            :data:`END_OF_STREAM` once the stream has ended between two frames.
+
+        Raises:
+            FrameTooLarge: a length prefix is over ``max_frame_size`` and what follows
+                it is not the head of a frame, so its id cannot be read.
+            TruncatedFrame: the stream ended inside a frame.
+            RemoteProtocolError: a zero-length frame; bytes that are not one msgpack
+                value; a value that is not an array, or an array of the wrong
+                length; an id that is not an unsigned 64-bit int; a body, carrier or
+                error that is neither a map nor nil. The same error again on every
+                call after any of these.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._skipping:
+            if self._eof:
+                self._fail(TruncatedFrame(self._skipping_received(), offset=self._skip_offset))
+            return NEED_DATA
+        buffer, pos = self._buffer, self._pos
+        available = len(buffer) - pos
+        if available >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, pos)
+            if length > self._max_frame_size:
+                return self._oversized(length, available)
+            if length == 0:
+                self._fail(RemoteProtocolError("zero-length frame", offset=self._consumed + pos))
+            end = pos + 4 + length
+            if end <= len(buffer):
+                frame = self._parse(pos + 4, end)
+                self._pos = end
+                return frame
+        if not self._eof:
+            return NEED_DATA
+        if available:
+            self._fail(TruncatedFrame(available, offset=self._consumed + pos))
+        return END_OF_STREAM
+
+    def _oversized(
+        self, length: int, available: int
+    ) -> OversizedFrame | Literal[DecoderEvent.NEED_DATA]:
+        pos = self._pos
+        offset = self._consumed + pos
+        head = bytes(self._buffer[pos + 4 : pos + 4 + min(length, _MAX_HEAD)])
+        frame_id = self._read_head(head)
+        if frame_id is None:
+            if len(head) < min(length, _MAX_HEAD) and not self._eof:
+                return NEED_DATA  # at most 10 bytes of it wait here
+            self._fail(FrameTooLarge(length, self._max_frame_size, offset=offset))
+        if frame_id is _BAD_HEAD:
+            self._fail(FrameTooLarge(length, self._max_frame_size, offset=offset))
+        assert isinstance(frame_id, int)
+        # Drop what is buffered of it now and the rest as it arrives.
+        buffered = min(available - 4, length)
+        self._pos = pos + 4 + buffered
+        self._skipping = length - buffered
+        self._skip_offset = offset
+        self._skip_length = length
+        return OversizedFrame(id=frame_id, size=length, max_frame_size=self._max_frame_size, offset=offset)
+
+    def _skipping_received(self) -> int:
+        return 4 + self._skip_length - self._skipping
+
+    def _read_head(self, head: bytes) -> int | object | None:
+        """The id in a frame's head; ``None`` if more bytes are needed, or _BAD_HEAD."""
+        if not head:
+            return None
+        if head[0] - _FIXARRAY not in self._arities:
+            return _BAD_HEAD
+        if len(head) < 2:
+            return None
+        marker = head[1]
+        if marker < 0x80:
+            return marker
+        width = _UINT_WIDTHS.get(marker)
+        if width is None:
+            return _BAD_HEAD
+        if len(head) < 2 + width:
+            return None
+        return int.from_bytes(head[2 : 2 + width], "big")
+
+    def _parse(self, start: int, end: int) -> FrameT:
+        offset = self._consumed + start - 4
+        with memoryview(self._buffer) as view, view[start:end] as payload:
+            try:
+                value = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
+            except Exception as exc:  # msgpack raises a zoo of types for garbage
+                self._fail(RemoteProtocolError(f"frame is not one msgpack value: {exc!r}", offset=offset))
+        if type(value) is not list:
+            self._fail(
+                RemoteProtocolError(f"frame is a msgpack {type(value).__name__}, not an array", offset=offset)
+            )
+        if len(value) not in self._arities:
+            kind = "request" if self._frame_type is RequestFrame else "response"
+            self._fail(
+                RemoteProtocolError(
+                    f"{kind} frame has {len(value)} elements, expected one of {self._arities}",
+                    offset=offset,
+                )
+            )
+        try:
+            if self._frame_type is RequestFrame:
+                return RequestFrame(id=value[0], body=value[1], context_carrier=value[2] if len(value) > 2 else None)
+            return ResponseFrame(  # type: ignore[return-value]
+                id=value[0],
+                body=value[1] if len(value) > 1 else None,
+                error=value[2] if len(value) > 2 else None,
+            )
+        except LocalProtocolError as exc:
+            self._fail(RemoteProtocolError(str(exc), offset=offset))
+
+    def _fail(self, error: RemoteProtocolError) -> NoReturn:
+        self._error = error
+        self._buffer = bytearray()
+        self._pos = 0
+        raise error
