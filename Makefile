@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy channel actors examples
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m benchmarks.run
 
 # Not part of make test: the property tests at the soak profile, then a million requests.

@@ -1,7 +1,20 @@
-"""The designs people use today, written small and faithful, for side-by-side runs.
+"""The designs people use today, each written as the fastest honest version of itself.
 
-Both use the same codec and framing as trio-comms, so the comparison is of the
-designs, not of the encoders.
+No reference goes through trio-comms' own decoder: each reads frames the way its design
+would (``readexactly`` of the prefix then the payload, or ``recv`` into a buffer) and
+unpacks them with msgpack directly. Each comes in two flavours:
+
+- *untyped*: raw msgpack maps in and out, the minimum work per request;
+- *typed*: the same ``Codec`` as trio-comms (attrs messages via cattrs), so the
+  comparison with trio-comms is of the designs, not of the encoders.
+
+The designs:
+
+- :class:`LockSerialized` is Airflow's task SDK ``CommsDecoder``: one request in
+  flight under a ``threading.Lock``, write then blocking read.
+- :class:`PendingFutures` is Airflow 3.2+'s ``TriggerCommsDecoder``: one reader task
+  resolving a dict of futures by id, each coroutine writing its own frame with
+  ``StreamWriter.write``, threads bridged with ``run_coroutine_threadsafe``.
 """
 
 from __future__ import annotations
@@ -14,44 +27,72 @@ import struct
 import threading
 from typing import Any
 
-from channel import NEED_DATA, Codec, FrameDecoder, ResponseFrame, frame_head
+import msgpack
+
+from channel import Codec
 
 _LENGTH = struct.Struct(">I")
 
 
-class LockSerialized:
-    """Airflow's task SDK CommsDecoder: one request in flight under a threading.Lock,
-    write then blocking read."""
+class Flavour:
+    """How a reference turns a message into a body and a body into a reply."""
 
-    def __init__(self, sock: socket.socket, codec: Codec) -> None:
+    def __init__(self, codec: Codec | None) -> None:
+        self.codec = codec
+
+    def frame(self, frame_id: int, message: Any) -> bytes:
+        if self.codec is None:
+            payload = msgpack.packb([frame_id, message])  # message is already a map
+        else:  # a 2-element array: the id, then the body the codec packed
+            payload = b"\x92" + msgpack.packb(frame_id) + self.codec.pack(message)
+        return _LENGTH.pack(len(payload)) + payload
+
+    def reply(self, body: Any) -> Any:
+        return body if self.codec is None else self.codec.decode(body)
+
+
+def untyped_message(text: str) -> dict[str, str]:
+    return {"type": "Ping", "text": text}
+
+
+class LockSerialized:
+    """Airflow's task SDK CommsDecoder: write then blocking read, under a threading.Lock."""
+
+    def __init__(self, sock: socket.socket, codec: Codec | None) -> None:
         sock.setblocking(True)
         self._sock = sock
-        self._codec = codec
+        self._flavour = Flavour(codec)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._decoder = FrameDecoder(ResponseFrame)
 
-    def send(self, message: object) -> Any:
-        body = self._codec.pack(message)
+    def _read_exactly(self, size: int) -> bytearray:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        while view:
+            received = self._sock.recv_into(view)
+            if not received:
+                raise EOFError("peer closed")
+            view = view[received:]
+        return buffer
+
+    def send(self, message: Any) -> Any:
         with self._lock:
             frame_id = next(self._ids)
-            self._sock.sendall(frame_head(frame_id, len(body), 1) + body)
-            while (frame := self._decoder.next_frame()) is NEED_DATA:
-                self._decoder.receive_data(self._sock.recv(1 << 16))
-        assert isinstance(frame, ResponseFrame) and frame.id == frame_id
-        return self._codec.decode(frame.body)
+            self._sock.sendall(self._flavour.frame(frame_id, message))
+            (length,) = _LENGTH.unpack(self._read_exactly(4))
+            reply_id, body = msgpack.unpackb(self._read_exactly(length))
+        assert reply_id == frame_id
+        return self._flavour.reply(body)
 
 
 class PendingFutures:
-    """Airflow 3.2+'s TriggerCommsDecoder: one reader task resolving a dict of futures
-    by id, writers calling StreamWriter.write, threads bridged with
-    run_coroutine_threadsafe."""
+    """Airflow 3.2+'s TriggerCommsDecoder: a reader task, a dict of futures by id."""
 
-    def __init__(self, sock: socket.socket, codec: Codec) -> None:
+    def __init__(self, sock: socket.socket, codec: Codec | None) -> None:
         self._sock = sock
-        self._codec = codec
+        self._flavour = Flavour(codec)
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[ResponseFrame]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -59,26 +100,22 @@ class PendingFutures:
         self._reader_task = asyncio.ensure_future(self._read_loop())
 
     async def _read_loop(self) -> None:
-        decoder = FrameDecoder(ResponseFrame)
+        reader, pending = self._reader, self._pending
         while True:
-            (length,) = _LENGTH.unpack(await self._reader.readexactly(4))
-            decoder.receive_data(_LENGTH.pack(length) + await self._reader.readexactly(length))
-            frame = decoder.next_frame()
-            assert isinstance(frame, ResponseFrame)
-            future = self._pending.pop(frame.id, None)
+            (length,) = _LENGTH.unpack(await reader.readexactly(4))
+            frame_id, body = msgpack.unpackb(await reader.readexactly(length))
+            future = pending.pop(frame_id, None)
             if future is not None and not future.done():
-                future.set_result(frame)
+                future.set_result(body)
 
-    async def asend(self, message: object) -> Any:
-        body = self._codec.pack(message)
+    async def asend(self, message: Any) -> Any:
         frame_id = next(self._ids)
         future = self.loop.create_future()
         self._pending[frame_id] = future
-        self._writer.write(frame_head(frame_id, len(body), 1) + body)
-        frame = await future
-        return self._codec.decode(frame.body)
+        self._writer.write(self._flavour.frame(frame_id, message))
+        return self._flavour.reply(await future)
 
-    def send(self, message: object) -> Any:
+    def send(self, message: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(self.asend(message), self.loop).result()
 
     async def aclose(self) -> None:

@@ -31,10 +31,13 @@ GRID: list[tuple[str, list[int]]] = [
     ("trio-comms: threads (send)", THREAD_LEVELS),
     ("trio-comms: asyncio loop in a thread", TASK_LEVELS),
     ("trio-comms: comms_in_thread from asyncio", TASK_LEVELS),
-    ("reference: lock-serialized threads", THREAD_LEVELS),
-    ("reference: asyncio pending futures, coroutines", TASK_LEVELS),
-    ("reference: asyncio pending futures, threads", THREAD_LEVELS),
-    ("limit: raw socket, K frames per sendall", TASK_LEVELS),
+    ("reference: lock-serialized threads, untyped", THREAD_LEVELS),
+    ("reference: lock-serialized threads, typed", THREAD_LEVELS),
+    ("reference: asyncio pending futures, coroutines, untyped", TASK_LEVELS),
+    ("reference: asyncio pending futures, coroutines, typed", TASK_LEVELS),
+    ("reference: asyncio pending futures, threads, untyped", THREAD_LEVELS),
+    ("reference: asyncio pending futures, threads, typed", THREAD_LEVELS),
+    ("limit: raw socket, K frames per sendall, msgpack.Unpacker", TASK_LEVELS),
 ]
 
 
@@ -88,8 +91,43 @@ def main() -> None:
     path = RESULTS / ("quick.json" if args.quick else f"{stamp}.json")
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nsaved {path.relative_to(ROOT)}")
+    chart = RESULTS / ("quick.png" if args.quick else "throughput.png")
+    if draw_chart(medians, chart, stamp):
+        print(f"saved {chart.relative_to(ROOT)}")
     if wrong:
         raise SystemExit(f"{wrong} replies were not their caller's own")
+
+
+def draw_chart(medians: dict[str, dict[str, float]], path: Path, stamp: str) -> bool:
+    """Requests per second against concurrency, one line per candidate (log x axis).
+
+    Returns False (and says so) when matplotlib is missing: ``make bench`` installs it.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (make bench installs it)", file=sys.stderr)
+        return False
+    figure, axes = plt.subplots(figsize=(10, 6), dpi=100)
+    colours = plt.get_cmap("tab20").colors
+    for index, (name, levels) in enumerate(GRID):
+        style = "-" if name.startswith("trio-comms") else (":" if name.startswith("limit") else "--")
+        rps = [medians[f"{name}|{level}"]["rps"] for level in levels]
+        axes.plot(levels, rps, style, marker="o", color=colours[index % len(colours)], label=name)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("concurrent callers (tasks or threads)")
+    axes.set_ylabel("requests per second (median)")
+    axes.set_title(f"trio-comms and reference designs, {stamp}, {machine()}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
 
 
 def machine() -> str:
@@ -114,16 +152,27 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
         return f"{m[a]['rps'] / m[b]['rps']:.2f}×" if m[b]["rps"] else "n/a"
 
     tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
-    futures_c, futures_t = "reference: asyncio pending futures, coroutines", "reference: asyncio pending futures, threads"
-    lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall"
+    futures = "reference: asyncio pending futures"
+    lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall, msgpack.Unpacker"
     lines += ["", "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |", "| --- |" + " ---: |" * 4]
-    lines.append("| trio tasks / asyncio pending futures (coroutines) | " + " | ".join(ratio(f"{tasks}|{c}", f"{futures_c}|{c}") for c in TASK_LEVELS) + " |")
+    for flavour in ("untyped", "typed"):
+        lines.append(
+            f"| trio tasks / asyncio pending futures, coroutines, {flavour} | "
+            + " | ".join(ratio(f"{tasks}|{c}", f"{futures}, coroutines, {flavour}|{c}") for c in TASK_LEVELS) + " |"
+        )
     lines.append("| trio tasks / raw limit | " + " | ".join(ratio(f"{tasks}|{c}", f"{limit}|{c}") for c in TASK_LEVELS) + " |")
-    lines.append("| threads / asyncio pending futures (threads) | " + " | ".join(ratio(f"{threads}|{c}", f"{futures_t}|{c}") for c in THREAD_LEVELS) + " | |")
-    lines.append("| threads / lock-serialized | " + " | ".join(ratio(f"{threads}|{c}", f"{lock}|{c}") for c in THREAD_LEVELS) + " | |")
+    for flavour in ("untyped", "typed"):
+        lines.append(
+            f"| threads / asyncio pending futures, threads, {flavour} | "
+            + " | ".join(ratio(f"{threads}|{c}", f"{futures}, threads, {flavour}|{c}") for c in THREAD_LEVELS) + " | |"
+        )
+        lines.append(
+            f"| threads / lock-serialized, {flavour} | "
+            + " | ".join(ratio(f"{threads}|{c}", f"{lock}, {flavour}|{c}") for c in THREAD_LEVELS) + " | |"
+        )
     tail = [
         f"{name} p99/p50 at 100 threads: {m[f'{name}|100']['p99_us'] / m[f'{name}|100']['p50_us']:.1f}×"
-        for name in (threads, futures_t, lock)
+        for name in (threads, f"{futures}, threads, untyped", f"{lock}, untyped")
     ]
     conc, serial = m["responder-concurrent"], m["responder-serial"]
     scale = {c: m[f"scale|{c}"] for c in (100, 1000, 10000)}

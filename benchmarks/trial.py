@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+import msgpack
 import trio
 
 import actors
-from channel import NEED_DATA, FrameDecoder, ResponseFrame, frame_head
 
 from .common import CODEC, Recorder, new_ping, run_threads, start_echo_peer
-from .references import LockSerialized, PendingFutures
+from .references import LockSerialized, PendingFutures, untyped_message
 
 WARMUP = 0.3
+_LENGTH = struct.Struct(">I")
 
 
 def _stream(sock: socket.socket) -> trio.SocketStream:
@@ -103,73 +106,122 @@ def trio_comms_in_thread_asyncio(sock: socket.socket, concurrency: int, rec: Rec
     asyncio.run(main())
 
 
-def lock_serialized_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    run_threads(concurrency, _blocking_loop(LockSerialized(sock, CODEC).send, rec))
+def _untyped_blocking_loop(send: Callable[[object], Any], rec: Recorder) -> Callable[[], None]:
+    def loop() -> None:
+        while True:
+            text = new_ping().text
+            start = time.perf_counter()
+            reply = send(untyped_message(text))
+            if not rec.record_checked(start, time.perf_counter(), reply["text"] == text):
+                return
+
+    return loop
 
 
-def pending_futures_coroutines(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    async def main() -> None:
-        comms = PendingFutures(sock, CODEC)
-        await comms.start()
-        await _asyncio_callers(comms.asend, concurrency, rec)
-        await comms.aclose()
+async def _untyped_asyncio_callers(asend: Callable[[object], Any], concurrency: int, rec: Recorder) -> None:
+    async def caller() -> None:
+        while True:
+            text = new_ping().text
+            start = time.perf_counter()
+            reply = await asend(untyped_message(text))
+            if not rec.record_checked(start, time.perf_counter(), reply["text"] == text):
+                return
 
-    asyncio.run(main())
-
-
-def pending_futures_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    comms = PendingFutures(sock, CODEC)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(comms.start(), loop).result()
-    run_threads(concurrency, _blocking_loop(comms.send, rec))
-    asyncio.run_coroutine_threadsafe(comms.aclose(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
 
 
-def raw_batched(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    """The limit: K frames in one sendall, then K replies parsed; one thread, no framework."""
+def lock_serialized_threads(typed: bool) -> Candidate:
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        comms = LockSerialized(sock, CODEC if typed else None)
+        loop = _blocking_loop(comms.send, rec) if typed else _untyped_blocking_loop(comms.send, rec)
+        run_threads(concurrency, loop)
+
+    return run
+
+
+def pending_futures_coroutines(typed: bool) -> Candidate:
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        async def main() -> None:
+            comms = PendingFutures(sock, CODEC if typed else None)
+            await comms.start()
+            if typed:
+                await _asyncio_callers(comms.asend, concurrency, rec)
+            else:
+                await _untyped_asyncio_callers(comms.asend, concurrency, rec)
+            await comms.aclose()
+
+        asyncio.run(main())
+
+    return run
+
+
+def pending_futures_threads(typed: bool) -> Candidate:
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        comms = PendingFutures(sock, CODEC if typed else None)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(comms.start(), loop).result()
+        run_threads(concurrency, _blocking_loop(comms.send, rec) if typed else _untyped_blocking_loop(comms.send, rec))
+        asyncio.run_coroutine_threadsafe(comms.aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    return run
+
+
+def raw_pipelined(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    """The limit: K frames in one sendall, the K replies parsed by one streaming
+    ``msgpack.Unpacker``; one thread, no framework, no per-frame objects of ours."""
     sock.setblocking(True)
-    decoder = FrameDecoder(ResponseFrame)
+    unpacker = msgpack.Unpacker()
     frame_id = 0
     while True:
-        pings = [new_ping() for _ in range(concurrency)]
+        texts = [new_ping().text for _ in range(concurrency)]
         start = time.perf_counter()
-        parts = []
-        for ping in pings:
+        frames = []
+        for text in texts:
             frame_id += 1
-            body = CODEC.pack(ping)
-            parts.append(frame_head(frame_id, len(body), 1))
-            parts.append(body)
-        sock.sendall(b"".join(parts))
-        replies = []
-        while len(replies) < concurrency:
-            frame = decoder.next_frame()
-            if frame is NEED_DATA:
-                decoder.receive_data(sock.recv(1 << 18))
+            payload = msgpack.packb([frame_id, {"type": "Ping", "text": text}])
+            frames.append(_LENGTH.pack(len(payload)) + payload)
+        sock.sendall(b"".join(frames))
+        own = True
+        got = 0
+        prefix_left = 4
+        while got < concurrency:
+            if prefix_left:
+                prefix_left -= len(unpacker.read_bytes(prefix_left))
+                if prefix_left:
+                    unpacker.feed(sock.recv(1 << 18))
+                    continue
+            try:
+                _reply_id, body = unpacker.unpack()
+            except msgpack.OutOfData:
+                unpacker.feed(sock.recv(1 << 18))
                 continue
-            assert isinstance(frame, ResponseFrame)
-            replies.append(CODEC.decode(frame.body))
+            own = own and body["text"] == texts[got]
+            got += 1
+            prefix_left = 4
         end = time.perf_counter()
-        going = True
-        for ping, reply in zip(pings, replies, strict=True):
-            going = rec.record(start, end, ping, reply) and going
-        if not going:
+        if not rec.record_checked(start, end, own, concurrency):
             return
 
 
-CANDIDATES: dict[str, Callable[[socket.socket, int, Recorder], None]] = {
+Candidate = Callable[[socket.socket, int, Recorder], None]
+
+CANDIDATES: dict[str, Candidate] = {
     "trio-comms: trio tasks": trio_tasks,
     "trio-comms: threads (send)": trio_comms_threads,
     "trio-comms: asyncio loop in a thread": trio_comms_asyncio_thread,
     "trio-comms: comms_in_thread from asyncio": trio_comms_in_thread_asyncio,
-    "reference: lock-serialized threads": lock_serialized_threads,
-    "reference: asyncio pending futures, coroutines": pending_futures_coroutines,
-    "reference: asyncio pending futures, threads": pending_futures_threads,
-    "limit: raw socket, K frames per sendall": raw_batched,
+    "reference: lock-serialized threads, untyped": lock_serialized_threads(typed=False),
+    "reference: lock-serialized threads, typed": lock_serialized_threads(typed=True),
+    "reference: asyncio pending futures, coroutines, untyped": pending_futures_coroutines(typed=False),
+    "reference: asyncio pending futures, coroutines, typed": pending_futures_coroutines(typed=True),
+    "reference: asyncio pending futures, threads, untyped": pending_futures_threads(typed=False),
+    "reference: asyncio pending futures, threads, typed": pending_futures_threads(typed=True),
+    "limit: raw socket, K frames per sendall, msgpack.Unpacker": raw_pipelined,
 }
 
 
