@@ -38,7 +38,7 @@ from ._errors import RemoteError as RemoteError
 from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
 from ._handle import Comms as Comms
-from ._handle import open_comms as open_comms
+from ._open import open_comms as open_comms
 from ._policy import ExitRecord as ExitRecord
 from ._responder import Handler as Handler
 from ._responder import serve as serve

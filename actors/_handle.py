@@ -21,15 +21,13 @@ import asyncio
 import math
 import sys
 import threading
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any, TypeVar, final, overload
 
 import trio
 from trio_util import AsyncValue
 
 from channel import (
-    DEFAULT_MAX_FRAME_SIZE,
     Codec,
     Request,
     check_request_size,
@@ -41,28 +39,16 @@ from channel._util import NoPublicConstructor
 
 from ._comms import CommsActor
 from ._context import outgoing_carrier
-from ._errors import HelloTimeout, LoopThreadError, RequestTimeout, closed_error
+from ._errors import LoopThreadError, RequestTimeout
+from ._options import check_timeout
 from ._signals import running_library
 from ._slots import AsyncioSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
 from ._state import ChannelState
 from ._stats import CommsStatistics
 
-__all__ = ["Comms", "open_comms"]
+__all__ = ["Comms"]
 
 ReplyT = TypeVar("ReplyT")
-
-
-def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
-    """Normalise a timeout: ``None`` or ``inf`` mean no deadline; otherwise > 0.
-
-    Raises:
-        ValueError: not a positive number, ``None`` or ``math.inf``.
-    """
-    if timeout is None or timeout == math.inf:
-        return None
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, None or math.inf, not {timeout!r}")
-    return float(timeout)
 
 
 def _type_name(message: object) -> str:
@@ -332,108 +318,3 @@ def _has_greenback_portal() -> bool:
         return bool(greenback.has_portal())
     except RuntimeError:  # not inside a task at all
         return False
-
-
-def check_limits(max_in_flight: int, max_unanswered: int | None, hello_timeout: float) -> int:
-    """Validate the channel's limits; return ``max_unanswered`` with its default.
-
-    Raises:
-        ValueError: a limit is not an int >= 1, or ``hello_timeout`` is not positive.
-    """
-    if type(max_in_flight) is not int or max_in_flight < 1:
-        raise ValueError(f"max_in_flight must be an int >= 1, not {max_in_flight!r}")
-    if max_unanswered is None:
-        max_unanswered = max_in_flight
-    if type(max_unanswered) is not int or max_unanswered < 1:
-        raise ValueError(f"max_unanswered must be an int >= 1, not {max_unanswered!r}")
-    check_timeout(hello_timeout, "hello_timeout")
-    return max_unanswered
-
-
-@asynccontextmanager
-async def open_comms(
-    stream: trio.abc.Stream,
-    codec: Codec,
-    *,
-    timeout: float | None = None,
-    max_in_flight: int = 1024,
-    max_unanswered: int | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    expect_hello: bool = False,
-    hello_timeout: float = 10.0,
-) -> AsyncIterator[Comms]:
-    """Run a comms actor on ``stream`` inside the current trio run.
-
-    ::
-
-        async with actors.open_comms(stream, codec, timeout=10) as comms:
-            reply = await comms.asend(GetVariable(key="k"))
-
-    The actor owns ``stream`` and closes it on exit. If the peer goes away, the
-    actor does not raise into the host's nursery: pending and later calls raise
-    ``ChannelClosed`` and ``comms.state`` becomes ``CLOSED``.
-
-    Args:
-        stream: any ``trio.abc.Stream`` (a ``SocketStream`` over a socketpair, a Unix
-            or TCP socket, fd 0).
-        codec: the message codec for requests and replies.
-        timeout: the default deadline of each call, in seconds (``None``: none).
-        max_in_flight: most requests written and not yet answered whose callers
-            still wait; later callers wait their turn (their deadlines still apply).
-        max_unanswered: most written requests whose callers gave up while their
-            replies are still due (default: ``max_in_flight``). One more, and the
-            peer counts as unresponsive: the channel closes with
-            :class:`~actors.PeerUnresponsive` as the cause.
-        max_frame_size: largest frame accepted from the peer (a larger reply fails
-            only its caller), and largest request sent.
-        expect_hello: the peer's first frame is an unsolicited response with id 0
-            (Airflow's ``StartTriggerer``); wait for it and keep its message as
-            ``comms.hello`` before any request is sent. Without it, a hello from
-            the peer is logged once with a hint and otherwise ignored.
-        hello_timeout: seconds to wait for that hello.
-
-    Raises:
-        ValueError: an option is out of range.
-        HelloTimeout: ``expect_hello`` and no hello came within ``hello_timeout``.
-        ChannelClosed: ``expect_hello`` and the channel closed before the hello.
-        RemoteError, MessageDecodeError: the hello was an error or did not decode.
-    """
-    default_timeout = check_timeout(timeout)
-    max_unanswered = check_limits(max_in_flight, max_unanswered, hello_timeout)
-    actor = CommsActor(
-        stream,
-        codec,
-        max_in_flight=max_in_flight,
-        max_unanswered=max_unanswered,
-        max_frame_size=max_frame_size,
-        expect_hello=expect_hello,
-    )
-    # The actor never raises into this nursery. An exception from the hello wait or
-    # from the host's own block is kept out of it too, and re-raised after, so the
-    # host sees its own exception rather than an ExceptionGroup wrapping it.
-    error: Exception | None = None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(actor.run)
-        comms: Comms = Comms._create(actor, codec, default_timeout)
-        try:
-            if expect_hello:
-                await _wait_hello(actor, hello_timeout)
-            yield comms
-        except Exception as exc:
-            error = exc
-        finally:
-            await comms.aclose()
-    if error is not None:
-        raise error
-
-
-async def _wait_hello(actor: CommsActor, timeout: float) -> None:
-    with trio.move_on_after(timeout):
-        await actor.lifecycle.wait_open()
-    if actor.lifecycle.state is ChannelState.AWAITING_HELLO:
-        raise HelloTimeout(timeout)
-    if actor.hello_error is not None:
-        raise actor.hello_error
-    if not actor.hello_arrived:
-        assert actor.lifecycle.cause is not None
-        raise closed_error(actor.lifecycle.cause)

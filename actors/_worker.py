@@ -12,7 +12,8 @@ import trio
 
 from channel import Codec
 
-from ._handle import Comms, open_comms
+from ._handle import Comms
+from ._open import open_comms
 from ._state import ChannelState
 
 __all__ = ["connect_to_supervisor"]
