@@ -103,7 +103,7 @@ class Supervisor(metaclass=NoPublicConstructor):
         return state is WorkerState.RUNNING and self._serving and self._liveness.fresh(trio.current_time())
 
     def history(self) -> list[SupervisorStatus]:
-        """Every status published, oldest first: the last 1,000, each transition in order."""
+        """Every transition (state, incarnation or pid changed), oldest first: the last 1,000."""
         return list(self._history)
 
     def heartbeat_age(self) -> float | None:
@@ -128,7 +128,8 @@ class Supervisor(metaclass=NoPublicConstructor):
         new_state = current.state if state is None else state
         since = current.since if new_state is current.state else now
         new = attrs.evolve(current, state=new_state, since=since, heartbeat_age=self._liveness.age(now), **changes)
-        self._history.append(new)
+        if (new.state, new.incarnation, new.pid) != (current.state, current.incarnation, current.pid):
+            self._history.append(new)  # transitions only: heartbeats would crowd them out
         self.status.value = new
         if new_state is not current.state:
             log.debug("worker %s (incarnation %d, pid %s)", new_state.name, self._incarnation, self._pid)
