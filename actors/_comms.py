@@ -291,35 +291,36 @@ class CommsActor:
         Called only by the pump's writer, on the actor's thread.
         """
         unwritten = self._admitted_unwritten
-        if not unwritten:
-            return None
         in_flight = self._in_flight
-        frame_id = self._next_id
         parts: list[bytes] = []
         size = 0
-        skipped = False
-        while unwritten and size < MAX_WRITE_BATCH:
-            slot = unwritten.popleft()
-            # The id goes on the slot before the take, so a caller who loses the
-            # take to us can read it (see CrossThreadSlot.written_frame_id).
-            slot.frame_id = frame_id
-            if not slot.try_take():
-                slot.frame_id = 0
-                self._admitted -= 1
-                skipped = True
-                continue
-            in_flight[frame_id] = slot
-            head = frame_head(frame_id, len(slot.fields), slot.field_count)
-            parts.append(head)
-            parts.append(slot.fields)
-            size += len(head) + len(slot.fields)
-            frame_id += 1
-        self.counters.requests_sent += frame_id - self._next_id
-        self._next_id = frame_id
-        if skipped:
-            self._admit_waiting()
+        # Slots whose callers gave up before being written are skipped (and their
+        # room under max_in_flight given to waiters), until a frame is written.
+        while unwritten and not parts:
+            frame_id = self._next_id
+            skipped = False
+            while unwritten and size < MAX_WRITE_BATCH:
+                slot = unwritten.popleft()
+                # The id goes on the slot before the take, so a caller who loses the
+                # take to us can read it (see CrossThreadSlot.written_frame_id).
+                slot.frame_id = frame_id
+                if not slot.try_take():
+                    slot.frame_id = 0
+                    self._admitted -= 1
+                    skipped = True
+                    continue
+                in_flight[frame_id] = slot
+                head = frame_head(frame_id, len(slot.fields), slot.field_count)
+                parts.append(head)
+                parts.append(slot.fields)
+                size += len(head) + len(slot.fields)
+                frame_id += 1
+            self.counters.requests_sent += frame_id - self._next_id
+            self._next_id = frame_id
+            if skipped:
+                self._admit_waiting()
         if not parts:
-            return None if not unwritten else self._next_batch()
+            return None
         return b"".join(parts)
 
     # ------------------------------------------------------------------ reader

@@ -42,7 +42,7 @@ from ._context import outgoing_carrier
 from ._errors import LoopThreadError, RequestTimeout
 from ._options import check_timeout
 from ._signals import running_library
-from ._slots import AsyncioSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
+from ._slots import AsyncioSlot, CrossThreadSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
 from ._state import ChannelState
 from ._stats import CommsStatistics
 
@@ -132,6 +132,13 @@ class Comms(metaclass=NoPublicConstructor):
         if packed_carrier is None:
             return body, 1
         return body + packed_carrier, 2
+
+    def _gave_up(self, slot: CrossThreadSlot, message: object, timeout: float | None) -> RequestTimeout:
+        """A cross-thread caller whose deadline passed, having claimed its slot: tell
+        the actor to forget it, and say exactly whether it had been written."""
+        frame_id = slot.written_frame_id()
+        self._actor.post(self._actor.abandon_timed_out, slot)
+        return RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
 
     def _timeout(self, timeout: float | None) -> float | None:
         return self._default_timeout if timeout is None else check_timeout(timeout)
@@ -223,9 +230,7 @@ class Comms(metaclass=NoPublicConstructor):
                 await slot.future
         except TimeoutError:
             if slot.try_claim():
-                frame_id = slot.written_frame_id()
-                actor.post(actor.abandon_timed_out, slot)
-                raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id) from None
+                raise self._gave_up(slot, message, timeout) from None
         except BaseException:
             if slot.try_claim():
                 actor.post(actor.abandon_cancelled, slot)
@@ -254,9 +259,7 @@ class Comms(metaclass=NoPublicConstructor):
             actor.post(actor.abandon_cancelled, slot)
             raise
         # The deadline passed and the abort claimed the slot.
-        frame_id = slot.written_frame_id()
-        actor.post(actor.abandon_timed_out, slot)
-        raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
+        raise self._gave_up(slot, message, timeout)
 
     # ------------------------------------------------------------------ blocking callers
 
@@ -303,9 +306,7 @@ class Comms(metaclass=NoPublicConstructor):
         wait = -1 if timeout is None else min(timeout, threading.TIMEOUT_MAX)
         if not slot.wait_resolved(wait):
             if slot.try_claim():
-                frame_id = slot.written_frame_id()
-                actor.post(actor.abandon_timed_out, slot)
-                raise RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
+                raise self._gave_up(slot, message, timeout)
             slot.wait_resolved()  # the reply won the race: it is being stored now
         return slot.unwrap()
 

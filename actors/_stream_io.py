@@ -34,10 +34,6 @@ class StreamIO:
         if isinstance(stream, trio.SocketStream) and type(stream) is trio.SocketStream and sys.platform != "win32":
             self._fd = stream.socket.fileno()
 
-    @property
-    def fd(self) -> int:
-        """The socket fd the fast path makes its syscalls on, or -1 (the stream's own methods)."""
-        return self._fd
 
     async def send_all(self, data: bytes) -> None:
         """Write all of ``data``, waiting only while the socket is full."""
