@@ -24,6 +24,7 @@ import trio
 
 from channel import (
     Codec,
+    FrameFields,
     MessageDecodeError,
     OversizedFrame,
     RemoteProtocolError,
@@ -325,11 +326,11 @@ class CommsActor:
 
     # ------------------------------------------------------------------ reader
 
-    def _on_frame(self, event: ResponseFrame | OversizedFrame) -> None:
+    def _on_frame(self, event: FrameFields | OversizedFrame) -> None:
         if self.lifecycle.awaiting_hello:
             self._take_hello(event)
             return
-        frame_id = event.id
+        frame_id = event[0] if isinstance(event, tuple) else event.id
         slot = self._in_flight.pop(frame_id, None)
         if slot is None:
             if self._abandoned_in_flight.pop(frame_id, None) is not None:
@@ -354,19 +355,20 @@ class CommsActor:
             self._admit_waiting()
 
     def _reply_outcome(
-        self, event: ResponseFrame | OversizedFrame, request_class: type | None
+        self, event: FrameFields | OversizedFrame, request_class: type | None
     ) -> tuple[Any, BaseException | None]:
         if type(event) is OversizedFrame:
             self.counters.replies_too_large += 1
             reply = event.error_reply("response")
             return None, ReplyTooLarge(reply.code, reply.detail, frame_id=event.id)
-        assert type(event) is ResponseFrame
+        assert type(event) is tuple
+        frame_id, body, error = event
         try:
-            if event.error is not None:
-                code, detail = read_error_body(event.error)
+            if error is not None:
+                code, detail = read_error_body(error)
                 self.counters.replies_remote_error += 1
-                return None, RemoteError(code, detail, frame_id=event.id)
-            value = None if event.body is None else self.codec.decode(event.body)
+                return None, RemoteError(code, detail, frame_id=frame_id)
+            value = None if body is None else self.codec.decode(body)
             if self._reply_types is not None and request_class is not None:
                 expected = self._reply_types.get(request_class)
                 if expected is not None and not isinstance(value, expected):
@@ -376,9 +378,10 @@ class CommsActor:
             self.counters.replies_undecodable += 1
             return None, exc
 
-    def _take_hello(self, event: ResponseFrame | OversizedFrame) -> None:
-        if event.id != 0:
-            raise RemoteProtocolError(f"expected the peer's hello (a response with id 0), got id {event.id}")
+    def _take_hello(self, event: FrameFields | OversizedFrame) -> None:
+        frame_id = event[0] if isinstance(event, tuple) else event.id
+        if frame_id != 0:
+            raise RemoteProtocolError(f"expected the peer's hello (a response with id 0), got id {frame_id}")
         self.hello, self.hello_error = self._reply_outcome(event, None)
         self.hello_arrived = True
         self.lifecycle.hello_received()

@@ -28,6 +28,7 @@ from channel import (
     END_OF_STREAM,
     NEED_DATA,
     FrameDecoder,
+    FrameFields,
     OversizedFrame,
     RemoteProtocolError,
 )
@@ -69,27 +70,30 @@ class FramePump(Generic[FrameT]):
 
     async def read_frames(
         self,
-        on_frame: Callable[[FrameT | OversizedFrame], None],
+        on_frame: Callable[[FrameFields | OversizedFrame], None],
         *,
         after_read: Callable[[], None] | None = None,
         before_frame: Callable[[], Awaitable[None]] | None = None,
     ) -> BaseException:
         """Read and decode until the stream ends; return why it ended (see the module).
 
-        Every frame of one read is handed to ``on_frame`` before the next read, then
+        Every frame of one read is handed to ``on_frame``, as the decoder's
+        :meth:`~channel.FrameDecoder.next_fields` tuple (or an ``OversizedFrame``),
+        before the next read, then
         ``after_read`` runs once. ``before_frame``, if given, is awaited before each
         frame: the responder waits there for room among its handlers, which is the
         backpressure a flooding peer feels. ``on_frame`` may raise
         ``RemoteProtocolError`` to end the stream as a protocol error.
         """
         decoder = self.decoder
+        next_fields = decoder.next_fields
         try:
             while True:
                 data = await self.io.receive_some()
                 self.bytes_received += len(data)
                 decoder.receive_data(data)
                 while True:
-                    event = decoder.next_frame()
+                    event = next_fields()
                     if event is NEED_DATA:
                         break
                     if event is END_OF_STREAM:

@@ -23,6 +23,7 @@ from channel import (
     DEFAULT_MAX_FRAME_SIZE,
     Codec,
     ErrorReply,
+    FrameFields,
     MessageDecodeError,
     OversizedFrame,
     RemoteProtocolError,
@@ -70,37 +71,37 @@ class _Responder:
         self.running = 0
         self.cancelled = 0
 
-    def on_frame(self, event: RequestFrame | OversizedFrame) -> None:
+    def on_frame(self, event: FrameFields | OversizedFrame) -> None:
         if type(event) is OversizedFrame:
             self._handler_room.release()
             log.warning("request frame %d of %d bytes is over max_frame_size=%d: answered FRAME_TOO_LARGE",
                         event.id, event.size, event.max_frame_size)
             self.pump.queue(response_bytes(event.id, None, pack_error_body(event.error_reply("request"))))
             return
-        assert self._handlers is not None and type(event) is RequestFrame
+        assert self._handlers is not None and type(event) is tuple
         self.running += 1
-        self._handlers.start_soon(self.handle, event)
+        self._handlers.start_soon(self.handle, *event)
 
-    async def handle(self, frame: RequestFrame) -> None:
-        request_info.set(RequestInfo(frame_id=frame.id, carrier=frame.context_carrier, incarnation=self._incarnation))
+    async def handle(self, frame_id: int, body: dict[str, Any] | None, carrier: dict[str, Any] | None) -> None:
+        request_info.set(RequestInfo(frame_id=frame_id, carrier=carrier, incarnation=self._incarnation))
         try:
             try:
-                message = self._codec.decode(frame.body) if frame.body is not None else None
+                message = self._codec.decode(body) if body is not None else None
             except MessageDecodeError as exc:
-                log.warning("request frame %d did not decode: %s", frame.id, exc)
-                self.pump.queue(response_bytes(frame.id, None, pack_error_body(exc)))
+                log.warning("request frame %d did not decode: %s", frame_id, exc)
+                self.pump.queue(response_bytes(frame_id, None, pack_error_body(exc)))
                 return
             try:
                 reply = await self._handler(message)
-                body = None if reply is None else self._codec.pack(reply)
+                packed = None if reply is None else self._codec.pack(reply)
             except Exception as exc:
                 if isinstance(exc, ErrorReply):
-                    log.debug("handler answered frame %d with %s", frame.id, exc.code, exc_info=True)
+                    log.debug("handler answered frame %d with %s", frame_id, exc.code, exc_info=True)
                 else:
-                    log.exception("handler failed on frame %d (%s)", frame.id, type(message).__name__)
-                self.pump.queue(response_bytes(frame.id, None, pack_error_body(exc)))
+                    log.exception("handler failed on frame %d (%s)", frame_id, type(message).__name__)
+                self.pump.queue(response_bytes(frame_id, None, pack_error_body(exc)))
                 return
-            self.pump.queue(response_bytes(frame.id, body))
+            self.pump.queue(response_bytes(frame_id, packed))
         except trio.Cancelled:
             self.cancelled += 1
             raise

@@ -15,6 +15,7 @@ from ._decoder import END_OF_STREAM as END_OF_STREAM
 from ._decoder import NEED_DATA as NEED_DATA
 from ._decoder import DecoderEvent as DecoderEvent
 from ._decoder import FrameDecoder as FrameDecoder
+from ._decoder import FrameFields as FrameFields
 from ._decoder import OversizedFrame as OversizedFrame
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
@@ -62,6 +63,7 @@ __all__ = [
     "DecoderEvent",
     "ErrorReply",
     "FrameDecoder",
+    "FrameFields",
     "FrameTooLarge",
     "LocalProtocolError",
     "MessageDecodeError",

@@ -139,6 +139,28 @@ class ResponseFrame:
 
 
 Frame = RequestFrame | ResponseFrame
+
+
+_new_object = object.__new__
+_set_field = object.__setattr__
+
+
+def _trusted_request(frame_id: int, body: dict[str, Any] | None, carrier: dict[str, Any] | None) -> RequestFrame:
+    """A RequestFrame from fields the decoder has already checked (no re-validation)."""
+    frame: RequestFrame = _new_object(RequestFrame)
+    _set_field(frame, "id", frame_id)
+    _set_field(frame, "body", body)
+    _set_field(frame, "context_carrier", carrier)
+    return frame
+
+
+def _trusted_response(frame_id: int, body: dict[str, Any] | None, error: dict[str, Any] | None) -> ResponseFrame:
+    """A ResponseFrame from fields the decoder has already checked (no re-validation)."""
+    frame: ResponseFrame = _new_object(ResponseFrame)
+    _set_field(frame, "id", frame_id)
+    _set_field(frame, "body", body)
+    _set_field(frame, "error", error)
+    return frame
 FrameT = TypeVar("FrameT", RequestFrame, ResponseFrame)
 
 
@@ -164,7 +186,8 @@ def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
 
     A frame is ``frame_head(...)`` followed by its packed body (and carrier or error),
     so a body packed once by its caller is never packed again: the writer sends the
-    head and the body side by side.
+    head and the body side by side. The id takes msgpack's shortest form, as msgpack
+    and msgspec write it.
 
     Args:
         frame_id: the frame's id.
@@ -175,12 +198,31 @@ def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
         LocalProtocolError: the id is not an int in 0..2**64-1, or the frame would be
             longer than a 4-byte length prefix can say.
     """
+    if type(frame_id) is int:
+        # One struct per id width: the head is a single pack (this runs per request).
+        for limit, extra, head_struct, marker in _HEADS:
+            if frame_id <= limit:
+                if frame_id < 0:
+                    break
+                length = extra + packed_fields
+                if length > _MAX_LENGTH:
+                    raise LocalProtocolError(f"frame of {length} bytes does not fit a 4-byte length prefix")
+                array = _FIXARRAY | (1 + field_count)
+                if marker is None:
+                    return head_struct.pack(length, array, frame_id)
+                return head_struct.pack(length, array, marker, frame_id)
     _raise_if(_check_id(frame_id))
-    packed_id = frame_id.to_bytes(1, "big") if frame_id < 0x80 else msgpack.packb(frame_id)
-    length = 1 + len(packed_id) + packed_fields
-    if length > _MAX_LENGTH:
-        raise LocalProtocolError(f"frame of {length} bytes does not fit a 4-byte length prefix")
-    return _LENGTH.pack(length) + bytes((_FIXARRAY | (1 + field_count),)) + packed_id
+    raise AssertionError("unreachable: every valid id has a width")
+
+
+# (largest id, bytes after the prefix before the fields, struct, msgpack uint marker)
+_HEADS: Final = (
+    (0x7F, 2, struct.Struct(">IBB"), None),
+    (0xFF, 3, struct.Struct(">IBBB"), 0xCC),
+    (0xFFFF, 4, struct.Struct(">IBBH"), 0xCD),
+    (0xFFFF_FFFF, 6, struct.Struct(">IBBI"), 0xCE),
+    (_MAX_ID, 10, struct.Struct(">IBBQ"), 0xCF),
+)
 
 
 def request_bytes(frame_id: int, packed_body: bytes, packed_carrier: bytes | None = None) -> bytes:
