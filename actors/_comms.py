@@ -63,7 +63,7 @@ class CommsActor:
         expect_hello: bool,
     ) -> None:
         self._stream = stream
-        self._pump = FramePump(stream, ResponseFrame, max_frame_size=max_frame_size)
+        self._pump = FramePump(stream, ResponseFrame, max_frame_size=max_frame_size, next_batch=self._next_batch)
         self.codec = codec
         self._reply_types = codec.reply_types if codec.reply_types else None
         self.max_in_flight = max_in_flight
@@ -125,7 +125,7 @@ class CommsActor:
     async def _write(self) -> None:
         await self.lifecycle.wait_open()
         try:
-            cause = await self._pump.write_batches(self._next_batch)
+            cause = await self._pump.write_batches()
         except Exception as exc:  # a bug of ours: keep the host alive, tell every caller
             log.exception("trio-comms writer failed")
             cause = exc
@@ -183,7 +183,10 @@ class CommsActor:
         elif self._admitted < self.max_in_flight:
             self._admitted += 1
             self._admitted_unwritten.append(slot)
-            self._pump.wake_writer()
+            if self._in_flight:
+                self._pump.data_ready()  # written with the rest of this pass's requests
+            else:
+                self._pump.write_now()  # the peer has nothing to do: let it start now
         else:
             slot.waiting = True
             self._awaiting_admission.append(slot)
@@ -282,7 +285,7 @@ class CommsActor:
             self._admitted += 1
             slot.waiting = False
             self._admitted_unwritten.append(slot)
-            self._pump.wake_writer()
+            self._pump.data_ready()
 
     # ------------------------------------------------------------------ writer
 

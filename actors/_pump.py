@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Awaitable, Callable
-from typing import Generic
+from typing import Any, Generic
 
 import trio
 
@@ -50,14 +50,26 @@ class FramePump(Generic[FrameT]):
 
     ::
 
-        pump = FramePump(stream, ResponseFrame, max_frame_size=2**24)
+        pump = FramePump(stream, RequestFrame, max_frame_size=2**24)
         nursery.start_soon(pump.read_frames, on_frame)
-        nursery.start_soon(pump.write_batches, pump.take_queued)
+        nursery.start_soon(pump.write_batches)
         pump.queue(frame_bytes)          # from the owner's tasks, same thread
+
+    The owner may instead give ``next_batch``, a function returning its next
+    whole frames as one ``bytes`` (or ``None``); every write takes its bytes from it.
     """
 
-    def __init__(self, stream: trio.abc.Stream, frame_type: type[FrameT], *, max_frame_size: int) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        frame_type: type[FrameT],
+        *,
+        max_frame_size: int,
+        next_batch: Callable[[], bytes | None] | None = None,
+    ) -> None:
         self.io = StreamIO(stream)
+        self._next_batch = self.take_queued if next_batch is None else next_batch
+        self._pass_end_writes = self.io.writes_now
         self.decoder: FrameDecoder[FrameT] = FrameDecoder(frame_type, max_frame_size=max_frame_size)
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -65,6 +77,11 @@ class FramePump(Generic[FrameT]):
         self._writer: trio.lowlevel.Task | None = None
         self._writer_parked = False
         self._finishing = False
+        self._writing = False  # write_batches is running: writes may go out
+        self._dirty = False  # something was made ready since the last write
+        self._unsent: memoryview | None = None  # a batch the socket took in part
+        self._write_error: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -109,9 +126,9 @@ class FramePump(Generic[FrameT]):
     # ------------------------------------------------------------------ writing
 
     def queue(self, data: bytes) -> None:
-        """Queue whole frames for the writer (owner's thread) and wake it."""
+        """Queue whole frames for the writer (owner's thread); see :meth:`data_ready`."""
         self._queued.append(data)
-        self.wake_writer()
+        self.data_ready()
 
     def take_queued(self) -> bytes | None:
         """The default batch: everything :meth:`queue` has been given, joined."""
@@ -123,6 +140,64 @@ class FramePump(Generic[FrameT]):
         data = b"".join(queued)
         queued.clear()
         return data
+
+    def data_ready(self) -> None:
+        """The owner has frames to write (owner's thread).
+
+        On the socket fast path they are written at the end of this scheduler pass,
+        together with everything else made ready in it; otherwise the writer task
+        wakes to write them.
+        """
+        if self._pass_end_writes:
+            self._dirty = True
+        else:
+            self.wake_writer()
+
+    def write_now(self) -> None:
+        """Write what is ready at once, from the owner's task, instead of at the end
+        of the pass (the peer is idle: let it start). As :meth:`data_ready` when the
+        fast path is not in use."""
+        if self._pass_end_writes and self._writing:
+            self._send_ready()
+        else:
+            self.data_ready()
+
+    def write_at_pass_end(self) -> None:
+        """Called once per scheduler pass, before trio polls for I/O: write
+        everything made ready during the pass, in one write if it fits."""
+        if not self._dirty:
+            return
+        try:
+            self._send_ready()
+        except BaseException as exc:  # a bug: never let trio disable the hook silently
+            self._write_error = exc
+            self.wake_writer()
+        if self._unsent is not None or self._write_error is not None:
+            # The writer task was woken to finish; trio has already chosen how long
+            # it may sleep in this poll, so make the poll return at once.
+            assert self._token is not None
+            self._token.run_sync_soon(_nothing)
+
+    def _send_ready(self) -> None:
+        """The one place the fast path writes: on the owner's thread, without waiting,
+        each batch whole and in order. A batch the socket takes only in part is left
+        to the writer task, and nothing else is written until it is done."""
+        self._dirty = False
+        next_batch = self._next_batch
+        while self._unsent is None and self._write_error is None:
+            data = next_batch()
+            if data is None:
+                return
+            try:
+                sent = self.io.send_nowait(data)
+            except STREAM_ERRORS as exc:
+                self._write_error = exc
+                self.wake_writer()
+                return
+            self.bytes_sent += sent
+            if sent < len(data):
+                self._unsent = memoryview(data)[sent:]
+                self.wake_writer()
 
     def wake_writer(self) -> None:
         """Wake the writer if it is parked waiting for something to write."""
@@ -136,25 +211,51 @@ class FramePump(Generic[FrameT]):
         self._finishing = True
         self.wake_writer()
 
-    async def write_batches(self, next_batch: Callable[[], bytes | None]) -> BaseException | None:
-        """Write each batch ``next_batch`` returns; park while it returns ``None``.
+    async def write_batches(self) -> BaseException | None:
+        """Write each batch the owner's ``next_batch`` returns, until :meth:`finish`.
+
+        On the socket fast path, batches are written by :meth:`_send_ready` at the
+        end of each scheduler pass (an instrument's ``before_io_wait``) or by an
+        owner's :meth:`write_now`; this task only finishes a batch the socket took
+        in part, waiting until it is writable. Otherwise this task writes every batch.
 
         Returns ``None`` after :meth:`finish` once nothing is left, or the stream's
         error if a write failed.
         """
         self._writer = trio.lowlevel.current_task()
+        self._token = trio.lowlevel.current_trio_token()
+        self._writing = True
+        instrument = _PassEndWrites(self) if self._pass_end_writes else None
+        if instrument is not None:
+            trio.lowlevel.add_instrument(instrument)
         try:
             while True:
-                data = next_batch()
-                if data is None:
-                    if self._finishing:
-                        return None
-                    await self._park()
+                if self._write_error is not None:
+                    return self._write_error
+                if self._unsent is None:
+                    if self._pass_end_writes:
+                        self._send_ready()  # leaves what the socket did not take
+                    else:
+                        data = self._next_batch()
+                        if data is not None:
+                            self._unsent = memoryview(data)
+                    if self._write_error is not None:
+                        continue
+                unsent = self._unsent
+                if unsent is not None:
+                    await self.io.send_all(unsent)
+                    self.bytes_sent += len(unsent)
+                    self._unsent = None
                     continue
-                await self.io.send_all(data)
-                self.bytes_sent += len(data)
+                if self._finishing:
+                    return None
+                await self._park()
         except STREAM_ERRORS as exc:
             return exc
+        finally:
+            self._writing = False
+            if instrument is not None:
+                trio.lowlevel.remove_instrument(instrument)
 
     async def _park(self) -> None:
         self._writer_parked = True
@@ -164,3 +265,18 @@ class FramePump(Generic[FrameT]):
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+class _PassEndWrites(trio.abc.Instrument):
+    """The end-of-pass hook: trio calls ``before_io_wait`` once per scheduler pass,
+    on its thread, after every task that was runnable has run."""
+
+    def __init__(self, pump: FramePump[Any]) -> None:
+        self._pump = pump
+
+    def before_io_wait(self, timeout: float) -> None:
+        self._pump.write_at_pass_end()
+
+
+def _nothing() -> None:
+    """Scheduled only to wake trio's I/O poll."""

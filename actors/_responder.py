@@ -119,7 +119,7 @@ class _Responder:
 
                 async def write() -> None:
                     nonlocal write_error
-                    write_error = await pump.write_batches(pump.take_queued)
+                    write_error = await pump.write_batches()
                     if write_error is not None:
                         # The peer cannot hear us: no reply can be delivered any more.
                         log.debug("responder stream failed on write: %r", write_error)

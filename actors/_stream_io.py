@@ -31,11 +31,12 @@ class StreamIO:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
         self._fd = -1
+        self._received = bytearray(RECEIVE_SIZE)  # reused: no allocation per read
         if isinstance(stream, trio.SocketStream) and type(stream) is trio.SocketStream and sys.platform != "win32":
             self._fd = stream.socket.fileno()
 
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes | memoryview) -> None:
         """Write all of ``data``, waiting only while the socket is full."""
         if self._fd < 0:
             await self._stream.send_all(data)
@@ -49,13 +50,38 @@ class StreamIO:
                     continue
                 view = view[written:]
 
-    async def receive_some(self) -> bytes | bytearray:
-        """The next bytes from the stream; ``b""`` at end of stream."""
+    @property
+    def writes_now(self) -> bool:
+        """True if :meth:`send_nowait` can write (the fd fast path)."""
+        return self._fd >= 0
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting; how many bytes it took.
+
+        Only on the fast path (see :attr:`writes_now`).
+
+        Raises:
+            OSError: the socket failed.
+        """
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+
+    async def receive_some(self) -> bytes | bytearray | memoryview:
+        """The next bytes from the stream; ``b""`` at end of stream.
+
+        On the fast path the bytes are a view of a buffer this object reuses: they
+        are valid until the next call (the decoder copies what it keeps).
+        """
         if self._fd < 0:
             return await self._stream.receive_some(RECEIVE_SIZE)
         while True:
             await trio.lowlevel.wait_readable(self._fd)
             try:
-                return os.read(self._fd, RECEIVE_SIZE)
+                # Into one preallocated buffer: a fresh 256 KiB bytes per read would
+                # cost an mmap, an mremap and a munmap each time.
+                received = os.readv(self._fd, (self._received,))
             except BlockingIOError:
                 continue
+            return memoryview(self._received)[:received]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from typing import Any
 
@@ -337,41 +338,64 @@ async def test_bad_options_are_rejected(stream_pair) -> None:
 
 
 class _SyscallRecorder:
-    """Stands in for the ``os`` module of actors._stream_io: records which task makes
-    each read and write syscall on the channel's fd."""
+    """Stands in for the ``os`` module of actors._stream_io: records, for each read
+    and write syscall on the channel's fd, the thread, the reading task and the code
+    path that wrote. With ``stingy``, the socket takes at most that many bytes per
+    write and refuses every third one, as a full socket buffer would."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, stingy: int | None = None) -> None:
         self.fd = fd
+        self.stingy = stingy
         self.readers: set[object] = set()
-        self.writers: set[object] = set()
+        self.write_paths: set[tuple[str, str]] = set()
+        self.writes = 0
         self.threads: set[int] = set()
 
-    def read(self, fd: int, size: int) -> bytes:
+    def readv(self, fd: int, buffers: Any) -> int:
         if fd == self.fd:
             self.readers.add(trio.lowlevel.current_task())
             self.threads.add(threading.get_ident())
-        return os.read(fd, size)
+        return os.readv(fd, buffers)
 
     def write(self, fd: int, data: Any) -> int:
-        if fd == self.fd:
-            self.writers.add(trio.lowlevel.current_task())
-            self.threads.add(threading.get_ident())
+        if fd != self.fd:
+            return os.write(fd, data)
+        self.threads.add(threading.get_ident())
+        caller = sys._getframe(1)  # StreamIO's method, then who called it
+        assert caller.f_back is not None
+        self.write_paths.add((caller.f_code.co_qualname, caller.f_back.f_code.co_qualname))
+        self.writes += 1
+        if self.stingy is not None:
+            if self.writes % 3 == 0:
+                raise BlockingIOError
+            data = memoryview(data)[: self.stingy]
         return os.write(fd, data)
 
 
-async def test_one_reader_one_writer_on_the_socket_fast_path(monkeypatch: pytest.MonkeyPatch, stream_pair) -> None:
-    """The fast path makes the syscalls on the fd itself: still exactly one task reads
-    and one writes, on the actor's thread, while trio tasks and threads hammer it."""
+@pytest.mark.parametrize("stingy", [None, 7], ids=["socket takes all", "socket takes 7 bytes at a time"])
+async def test_one_code_path_writes_on_the_socket_fast_path(
+    monkeypatch: pytest.MonkeyPatch, stream_pair, stingy: int | None
+) -> None:
+    """The fast path makes the syscalls on the fd itself, and writes from the end of
+    a scheduler pass or from a caller's task. Still: one task reads; every write is
+    made on the actor's thread by one code path (``FramePump._send_ready``, and the
+    writer task finishing a batch the socket took in part); whole frames, ids in
+    order, while trio tasks and threads hammer it. The stingy socket forces the
+    remainder path on almost every batch."""
     from actors import _stream_io
 
     ours, theirs = stream_pair
-    recorder = _SyscallRecorder(ours.socket.fileno())
+    recorder = _SyscallRecorder(ours.socket.fileno(), stingy)
     monkeypatch.setattr(_stream_io, "os", recorder)
     peer = FakePeer(theirs)
     await _hammer(ours, peer)
-    assert len(recorder.readers) == 1 and len(recorder.writers) == 1
-    assert recorder.readers != recorder.writers
+    assert len(recorder.readers) == 1
     assert recorder.threads == {threading.get_ident()}
+    one_path = {("StreamIO.send_nowait", "FramePump._send_ready"), ("StreamIO.send_all", "FramePump.write_batches")}
+    assert recorder.write_paths <= one_path
+    assert ("StreamIO.send_nowait", "FramePump._send_ready") in recorder.write_paths
+    if stingy:
+        assert ("StreamIO.send_all", "FramePump.write_batches") in recorder.write_paths
     assert [frame.id for frame in peer.received] == list(range(1, 61))
 
 

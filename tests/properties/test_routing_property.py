@@ -72,6 +72,8 @@ def test_late_replies_are_flushed_only_after_every_written_request_arrived(monke
         await original(self, data)
 
     monkeypatch.setattr(_stream_io.StreamIO, "send_all", slow_send_all)
+    # Every write through the writer task (no end-of-pass writes), so each is late.
+    monkeypatch.setattr(_stream_io.StreamIO, "writes_now", property(lambda self: False))
     late = Request(key="trio-0-0", size=10, action="late", timeout=0.02, cancel_after=None)
     scenario = Scenario(
         callers=(Caller(kind="trio", requests=(late,)),),
