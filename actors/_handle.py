@@ -49,6 +49,7 @@ from ._stats import CommsStatistics
 __all__ = ["Comms"]
 
 ReplyT = TypeVar("ReplyT")
+_modules = sys.modules
 
 
 def _type_name(message: object) -> str:
@@ -124,7 +125,7 @@ class Comms(metaclass=NoPublicConstructor):
 
     def _pack(self, message: object, carrier: Mapping[str, Any] | None) -> tuple[bytes, int]:
         body = self._codec.pack(message)
-        if carrier is None and "opentelemetry.trace" not in sys.modules and len(body) <= self._max_body:
+        if carrier is None and len(body) <= self._max_body and "opentelemetry.trace" not in _modules:
             return body, 1  # the common case: no carrier, and it fits whatever its id
         carrier_map = outgoing_carrier(carrier)
         packed_carrier = None if carrier_map is None else pack_value(carrier_map)
@@ -198,7 +199,7 @@ class Comms(metaclass=NoPublicConstructor):
             return await self._asend_elsewhere(message, timeout, carrier)
         # A trio task of the actor's own run: the hot path, inline (one coroutine
         # less per call), everything on this thread.
-        timeout = self._timeout(timeout)
+        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
         fields, field_count = self._pack(message, carrier)
         if actor.lifecycle.closing:
             raise actor.closed_error()

@@ -17,6 +17,7 @@ bytes; the incremental decoder that turns bytes back into frames is in ``_decode
 from __future__ import annotations
 
 import struct
+import threading
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -175,10 +176,22 @@ def pack_value(value: object) -> bytes:
             an int over 64 bits, a naive datetime, a cycle, ...).
     """
     try:
-        packed: bytes = msgpack.packb(value, datetime=True)
+        packed: bytes = _packers.packer.pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise MessageEncodeError(f"cannot pack {type(value).__name__}: {exc}") from exc
     return packed
+
+
+class _Packers(threading.local):
+    """One msgpack Packer per thread: ``msgpack.packb`` builds a new one per call,
+    which costs more than packing a small body. A Packer is not thread-safe, and
+    callers pack on their own threads; it resets itself after a failed pack."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(datetime=True)
+
+
+_packers = _Packers()
 
 
 def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
