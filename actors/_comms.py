@@ -1,11 +1,12 @@
 """The comms actor: the only code that reads the stream and the only code that writes it.
 
-One reader task and one writer task, both inside the actor's own nursery, own the
-stream through a :class:`~actors._pump.FramePump`. Callers never touch it: they hand
-the actor a reply slot holding their packed request. Only the writer allocates frame
-ids, in :meth:`CommsActor._next_batch`, the single code path that turns requests
-into bytes, so a reply can only ever reach the slot registered under its id; there
-is no lock to get wrong.
+One reader task and the pump's one write path (a writer task, and on a socket the
+end of each trio scheduler pass), both on the actor's thread, own the stream through
+a :class:`~actors._pump.FramePump`. Callers never touch it: they hand the actor a
+reply slot holding their packed request. Frame ids are allocated only in
+:meth:`CommsActor._next_batch`, the single code path that turns requests into bytes,
+called only by that write path, so a reply can only ever reach the slot registered
+under its id; there is no lock to get wrong.
 
 Everything in this class runs on the actor's trio thread. Other threads reach it
 only through :meth:`CommsActor.post`, which queues an operation and schedules one

@@ -3,8 +3,19 @@
 Both ends of a channel use it: the requester's actor and the responder. The reader
 feeds every received chunk to a sans-IO :class:`~channel.FrameDecoder` and hands
 each frame (or :class:`~channel.OversizedFrame`) to its owner before it reads again.
-The writer sends, in one write, everything its owner has ready at that moment, and
-parks when nothing is. One policy for what ends a stream, on both ends:
+
+Writes take whole batches from the owner's ``next_batch`` and are made by one code
+path, :meth:`FramePump._send_ready`, always on the owner's trio thread:
+
+- on the socket fast path, at the end of each trio scheduler pass (an instrument's
+  ``before_io_wait`` hook), so every request made ready during the pass leaves in
+  one write without waking a writer task; or at once from an owner's task
+  (:meth:`FramePump.write_now`, when the peer is idle). The writer task only
+  finishes a batch the socket took in part, and until it has, nothing else is
+  written, so frames never interleave;
+- on any other stream, the writer task writes each batch with ``send_all``.
+
+One policy for what ends a stream, on both ends:
 
 - the peer closed its side between frames: ``EOFError``;
 - the peer sent bytes that are not frames: the decoder's ``RemoteProtocolError``;

@@ -1,12 +1,14 @@
 """Reading and writing a stream with as few scheduler passes as the stream allows.
 
 For a ``trio.SocketStream`` the syscalls are made here, on its fd: a read waits for
-the socket to be readable and then reads (one scheduler pass, where SocketStream
-takes two), and a write writes until the socket is full before it waits (none,
-where SocketStream takes one). The caller keeps fairness: a reader yields once per
-read, in that wait. This fast path is POSIX: it needs ``os.read``/``os.write`` on a
-socket fd, which Windows does not offer, so there (and for every other stream) the
-stream's own ``send_all`` and ``receive_some`` are used. ``trio.SocketStream`` is
+the socket to be readable and then reads into one reused buffer (one scheduler
+pass, where SocketStream takes two), and a write writes until the socket is full
+before it waits (none, where SocketStream takes one); :meth:`StreamIO.send_nowait`
+writes without waiting at all, for the pump's end-of-pass writes. The caller keeps
+fairness: a reader yields once per read, in that wait. This fast path is POSIX: it
+needs ``os.readv``/``os.write`` on a socket fd, which Windows does not offer, so
+there (and for every other stream) the stream's own ``send_all`` and
+``receive_some`` are used. ``trio.SocketStream`` is
 final, so no subclass with overrides can reach the fast path.
 
 Errors are the stream's own (``OSError`` from the fd, or whatever the stream

@@ -313,3 +313,51 @@ def test_aware_datetimes_travel_as_msgpack_timestamps() -> None:
     decoder.receive_data(wire)
     frame = decoder.next_frame()
     assert isinstance(frame, RequestFrame) and frame.body == {"type": "X", "when": when}
+
+
+def test_next_fields_gives_the_checked_fields_without_a_frame_object() -> None:
+    decoder = FrameDecoder(ResponseFrame)
+    error = {"type": "ErrorResponse", "error": "NOT_FOUND", "detail": None}
+    decoder.receive_data(
+        encode_frame(ResponseFrame(id=7))
+        + encode_frame(ResponseFrame(id=300, body={"type": "X"}))
+        + encode_frame(ResponseFrame(id=5, error=error))
+    )
+    assert decoder.next_fields() == (7, None, None)
+    assert decoder.next_fields() == (300, {"type": "X"}, None)
+    assert decoder.next_fields() == (5, None, error)
+    assert decoder.next_fields() is NEED_DATA
+    requests = FrameDecoder(RequestFrame)
+    requests.receive_data(encode_frame(RequestFrame(id=1, body=None, context_carrier={"a": "b"})))
+    assert requests.next_fields() == (1, None, {"a": "b"})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msgpack.packb([-1, None]),  # a negative id
+        msgpack.packb([True, None]),  # a bool is not an id
+        msgpack.packb([1, [1]]),  # a body that is not a map
+        msgpack.packb([1, None, 5]),  # an error that is not a map
+        msgpack.packb([1, None]) + b"\xc0",  # a second value inside the frame
+        b"\xc1",  # never valid msgpack
+    ],
+)
+def test_the_fast_path_leaves_every_bad_frame_to_the_careful_one(payload: bytes) -> None:
+    """A whole frame the fast path rejects raises the careful path's precise error."""
+    decoder = FrameDecoder(ResponseFrame)
+    decoder.receive_data(prefixed(payload))
+    with pytest.raises(RemoteProtocolError) as info:
+        decoder.next_fields()
+    assert info.value.offset == 0
+    with pytest.raises(RemoteProtocolError):
+        decoder.next_frame()  # and it stays failed
+
+
+def test_pack_value_is_exact_after_a_failed_pack() -> None:
+    """The per-thread Packer is reused: a pack that fails must leave nothing behind."""
+    import datetime
+
+    with pytest.raises(MessageEncodeError):
+        pack_value({"when": [1, datetime.datetime(2026, 1, 1)]})  # naive: refused midway
+    assert pack_value({"b": 2}) == msgpack.packb({"b": 2})
