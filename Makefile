@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo quickstart test lint bench soak clean
+.PHONY: demo quickstart test lint bench bench-airflow soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio-comms needs Python 3.11+, found " + sys.version.split()[0])'
@@ -37,10 +37,25 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m benchmarks.run
 
+# trio-comms beside the real Airflow classes (TriggerCommsDecoder, the task SDK's
+# CommsDecoder), in a venv of its own so that make bench and make test never need Airflow.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -e . --config-settings editable_mode=compat \
+		'apache-airflow-core==3.3.2' 'apache-airflow-task-sdk==1.3.2'
+	@touch $(AIRFLOW_STAMP)
+
+bench-airflow: $(AIRFLOW_STAMP)
+	AIRFLOW_HOME=$(CURDIR)/$(AIRFLOW_VENV)/airflow-home $(AIRFLOW_VENV)/bin/python -m benchmarks.airflow
+
 # Not part of make test: the property tests at the soak profile, then a million requests.
 soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o faulthandler_timeout=0 tests/properties
 	$(BIN)/python -m tests.soak --requests 1000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .hypothesis build *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import statistics
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
+import trio
 
 from channel import Codec
 
@@ -62,12 +65,9 @@ class Recorder:
         self.wrong = 0
         self._cpu_start = time.process_time()
 
-    def record(self, start: float, end: float, sent: Ping, reply: Any, count: int = 1) -> bool:
-        """Record ``count`` calls that took start..end; False once the run is over."""
-        return self.record_checked(start, end, isinstance(reply, Ping) and reply.text == sent.text, count)
-
     def record_checked(self, start: float, end: float, own_reply: bool, count: int = 1) -> bool:
-        """As :meth:`record`, for callers that checked the reply themselves (untyped maps)."""
+        """Record ``count`` calls that took start..end and whether the reply was the
+        caller's own; False once the run is over."""
         if not own_reply:
             self.wrong += 1
         self.total += count
@@ -98,3 +98,69 @@ def run_threads(count: int, target: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+@attrs.frozen
+class Workload:
+    """What a caller sends and how it knows a reply is its own."""
+
+    new_request: Callable[[], Any]
+    is_own_reply: Callable[[Any, Any], bool]
+
+
+PINGS = Workload(new_ping, lambda sent, reply: isinstance(reply, Ping) and reply.text == sent.text)
+UNTYPED_PINGS = Workload(
+    lambda: {"type": "Ping", "text": new_ping().text}, lambda sent, reply: reply["text"] == sent["text"]
+)
+
+
+def blocking_loop(send: Callable[[Any], Any], rec: Recorder, work: Workload) -> Callable[[], None]:
+    """A thread's closed loop: call, check, record, until the recorder's window ends."""
+
+    def loop() -> None:
+        while True:
+            request = work.new_request()
+            start = time.perf_counter()
+            reply = send(request)
+            if not rec.record_checked(start, time.perf_counter(), work.is_own_reply(request, reply)):
+                return
+
+    return loop
+
+
+async def closed_loop(asend: Callable[[Any], Awaitable[Any]], rec: Recorder, work: Workload) -> None:
+    """One caller's closed loop, for trio and asyncio alike (it awaits nothing else)."""
+    while True:
+        request = work.new_request()
+        start = time.perf_counter()
+        reply = await asend(request)
+        if not rec.record_checked(start, time.perf_counter(), work.is_own_reply(request, reply)):
+            return
+
+
+async def asyncio_callers(
+    asend: Callable[[Any], Awaitable[Any]], concurrency: int, rec: Recorder, work: Workload
+) -> None:
+    """``concurrency`` coroutines in a closed loop on the running asyncio loop."""
+    await asyncio.gather(*(closed_loop(asend, rec, work) for _ in range(concurrency)))
+
+
+async def trio_callers(asend: Callable[[Any], Awaitable[Any]], concurrency: int, rec: Recorder, work: Workload) -> None:
+    """``concurrency`` trio tasks in a closed loop."""
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(closed_loop, asend, rec, work)
+
+
+def on_loop_thread(body: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+    """Run ``body(loop)`` with an asyncio loop running in a thread of its own (the
+    way a design that bridges threads to one loop runs), then stop that loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        body(loop)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

@@ -18,8 +18,7 @@ import trio
 import actors
 from channel import NEED_DATA, FrameDecoder, RequestFrame, ResponseFrame, encode_frame
 
-from .common import CODEC, Recorder, new_ping, start_echo_peer
-from .trial import trio_callers
+from .common import CODEC, PINGS, Recorder, new_ping, start_echo_peer, trio_callers
 
 HANDLER_SECONDS = 0.005
 RESPONDER_CALLERS = 100
@@ -64,7 +63,7 @@ def responder(kind: str, seconds: float) -> dict[str, float]:
     async def main() -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
         async with actors.open_comms(stream, CODEC) as comms:
-            await trio_callers(comms, RESPONDER_CALLERS, rec)
+            await trio_callers(comms.asend, RESPONDER_CALLERS, rec, PINGS)
 
     try:
         trio.run(main)
@@ -149,7 +148,7 @@ def scale(callers: int, seconds: float) -> dict[str, float]:
 
     async def main() -> None:
         async with actors.open_comms(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), CODEC) as comms:
-            await trio_callers(comms, callers, rec)
+            await trio_callers(comms.asend, callers, rec, PINGS)
 
     try:
         trio.run(main)

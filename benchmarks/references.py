@@ -51,10 +51,6 @@ class Flavour:
         return body if self.codec is None else self.codec.decode(body)
 
 
-def untyped_message(text: str) -> dict[str, str]:
-    return {"type": "Ping", "text": text}
-
-
 class LockSerialized:
     """Airflow's task SDK CommsDecoder: write then blocking read, under a threading.Lock."""
 

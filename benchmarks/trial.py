@@ -12,18 +12,29 @@ import json
 import socket
 import struct
 import sys
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgpack
 import trio
 
 import actors
 
-from .common import CODEC, Recorder, new_ping, run_threads, start_echo_peer
-from .references import LockSerialized, PendingFutures, untyped_message
+from .common import (
+    CODEC,
+    PINGS,
+    UNTYPED_PINGS,
+    Recorder,
+    Workload,
+    asyncio_callers,
+    blocking_loop,
+    new_ping,
+    on_loop_thread,
+    run_threads,
+    start_echo_peer,
+    trio_callers,
+)
+from .references import LockSerialized, PendingFutures
 
 WARMUP = 0.3
 _LENGTH = struct.Struct(">I")
@@ -33,57 +44,17 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
-async def trio_callers(comms: actors.Comms, concurrency: int, rec: Recorder) -> None:
-    """``concurrency`` trio tasks calling in a closed loop until the recorder's window ends."""
-
-    async def caller() -> None:
-        while True:
-            ping = new_ping()
-            start = time.perf_counter()
-            reply = await comms.asend(ping)
-            if not rec.record(start, time.perf_counter(), ping, reply):
-                return
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(concurrency):
-            nursery.start_soon(caller)
-
-
 def trio_tasks(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
     async def main() -> None:
         async with actors.open_comms(_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
-            await trio_callers(comms, concurrency, rec)
+            await trio_callers(comms.asend, concurrency, rec, PINGS)
 
     trio.run(main)
 
 
-def _blocking_loop(send: Callable[[object], object], rec: Recorder) -> Callable[[], None]:
-    def loop() -> None:
-        while True:
-            ping = new_ping()
-            start = time.perf_counter()
-            reply = send(ping)
-            if not rec.record(start, time.perf_counter(), ping, reply):
-                return
-
-    return loop
-
-
-async def _asyncio_callers(asend: Callable[[object], object], concurrency: int, rec: Recorder) -> None:
-    async def caller() -> None:
-        while True:
-            ping = new_ping()
-            start = time.perf_counter()
-            reply = await asend(ping)  # type: ignore[misc]
-            if not rec.record(start, time.perf_counter(), ping, reply):
-                return
-
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-
-
 def trio_comms_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
     with actors.comms_in_thread(sock, CODEC) as comms:
-        run_threads(concurrency, _blocking_loop(comms.send, rec))
+        run_threads(concurrency, blocking_loop(comms.send, rec, PINGS))
 
 
 def trio_comms_asyncio_thread(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
@@ -91,7 +62,7 @@ def trio_comms_asyncio_thread(sock: socket.socket, concurrency: int, rec: Record
 
     async def main() -> None:
         async with actors.open_comms(_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
-            await trio.to_thread.run_sync(asyncio.run, _asyncio_callers(comms.asend, concurrency, rec))
+            await trio.to_thread.run_sync(asyncio.run, asyncio_callers(comms.asend, concurrency, rec, PINGS))
 
     trio.run(main)
 
@@ -101,40 +72,19 @@ def trio_comms_in_thread_asyncio(sock: socket.socket, concurrency: int, rec: Rec
 
     async def main() -> None:
         with actors.comms_in_thread(sock, CODEC, max_in_flight=max(1024, concurrency)) as comms:
-            await _asyncio_callers(comms.asend, concurrency, rec)
+            await asyncio_callers(comms.asend, concurrency, rec, PINGS)
 
     asyncio.run(main())
 
 
-def _untyped_blocking_loop(send: Callable[[object], Any], rec: Recorder) -> Callable[[], None]:
-    def loop() -> None:
-        while True:
-            text = new_ping().text
-            start = time.perf_counter()
-            reply = send(untyped_message(text))
-            if not rec.record_checked(start, time.perf_counter(), reply["text"] == text):
-                return
-
-    return loop
-
-
-async def _untyped_asyncio_callers(asend: Callable[[object], Any], concurrency: int, rec: Recorder) -> None:
-    async def caller() -> None:
-        while True:
-            text = new_ping().text
-            start = time.perf_counter()
-            reply = await asend(untyped_message(text))
-            if not rec.record_checked(start, time.perf_counter(), reply["text"] == text):
-                return
-
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+def _workload(typed: bool) -> Workload:
+    return PINGS if typed else UNTYPED_PINGS
 
 
 def lock_serialized_threads(typed: bool) -> Candidate:
     def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
         comms = LockSerialized(sock, CODEC if typed else None)
-        loop = _blocking_loop(comms.send, rec) if typed else _untyped_blocking_loop(comms.send, rec)
-        run_threads(concurrency, loop)
+        run_threads(concurrency, blocking_loop(comms.send, rec, _workload(typed)))
 
     return run
 
@@ -144,10 +94,7 @@ def pending_futures_coroutines(typed: bool) -> Candidate:
         async def main() -> None:
             comms = PendingFutures(sock, CODEC if typed else None)
             await comms.start()
-            if typed:
-                await _asyncio_callers(comms.asend, concurrency, rec)
-            else:
-                await _untyped_asyncio_callers(comms.asend, concurrency, rec)
+            await asyncio_callers(comms.asend, concurrency, rec, _workload(typed))
             await comms.aclose()
 
         asyncio.run(main())
@@ -158,15 +105,13 @@ def pending_futures_coroutines(typed: bool) -> Candidate:
 def pending_futures_threads(typed: bool) -> Candidate:
     def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
         comms = PendingFutures(sock, CODEC if typed else None)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(comms.start(), loop).result()
-        run_threads(concurrency, _blocking_loop(comms.send, rec) if typed else _untyped_blocking_loop(comms.send, rec))
-        asyncio.run_coroutine_threadsafe(comms.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+
+        def body(loop: asyncio.AbstractEventLoop) -> None:
+            asyncio.run_coroutine_threadsafe(comms.start(), loop).result()
+            run_threads(concurrency, blocking_loop(comms.send, rec, _workload(typed)))
+            asyncio.run_coroutine_threadsafe(comms.aclose(), loop).result()
+
+        on_loop_thread(body)
 
     return run
 

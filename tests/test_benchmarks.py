@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.airflow import CANDIDATES as airflow_candidates
 from benchmarks.trial import CANDIDATES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +38,31 @@ def test_extras_run() -> None:
     assert run("benchmarks.extras", "scale", 50, 0.2)["wrong"] == 0
     memory = run("benchmarks.extras", "memory", 500)
     assert memory["in_flight"] == 500 and memory["channel_bytes_per_pending"] > 0
+
+
+AIRFLOW_FREE = [name for name in airflow_candidates if not name.startswith("Airflow")]
+
+
+@pytest.mark.parametrize("candidate", AIRFLOW_FREE)
+def test_the_airflow_run_s_own_candidates_get_their_own_variables(candidate: str) -> None:
+    """make bench-airflow's peer answers GetVariable with VariableResult; our side of
+    that run works without Airflow (the Airflow classes run only in its own venv)."""
+    result = run("benchmarks.airflow", "trial", candidate, 3, 0.1)
+    assert result["wrong"] == 0
+    assert result["rps"] > 0
+
+
+def test_the_airflow_report_states_every_ratio() -> None:
+    from benchmarks import airflow
+
+    medians = {
+        f"{name}|{level}": {"rps": 1000.0 * (index + 1), "p50_us": 1.0, "p99_us": 2.0, "cpu_us": 3.0, "wrong": 0}
+        for index, (name, levels) in enumerate(airflow.GRID)
+        for level in levels
+    }
+    report = airflow.render(medians, 1, 0.1, 0)
+    # trio tasks (1,000 req/s) over TriggerCommsDecoder coroutines (5,000 req/s), each level
+    assert f"| trio tasks / {airflow.TRIGGER}, coroutines | 0.20× | 0.20× | 0.20× | 0.20× |" in report
+    # threads (2,000) over the task SDK's CommsDecoder (7,000), three thread levels
+    assert f"| threads / {airflow.TASK_SDK}, threads | 0.29× | 0.29× | 0.29× | |" in report
+    assert "apache-airflow-core" in report

@@ -1,0 +1,296 @@
+"""``make bench-airflow``: trio-comms beside the real Apache Airflow classes.
+
+Runs in its own venv (``.venv-airflow``, made by the Makefile target) with
+``apache-airflow-core==3.3.2`` and ``apache-airflow-task-sdk==1.3.2``; ``make bench``
+never needs Airflow. Every candidate asks for variables: the same peer process
+answers each ``GetVariable`` request with a ``VariableResult`` (the shapes Airflow's
+supervisor sends), so the real classes decode real replies with their own pydantic
+models. The candidates, interleaved and repeated like ``make bench``:
+
+- trio-comms from trio tasks and from threads (attrs messages, our codec);
+- the faithful asyncio pending-futures reference, untyped and typed;
+- Airflow 3.3.2's ``TriggerCommsDecoder`` (``airflow.jobs.triggerer_job_runner``),
+  from coroutines (``asend``) and from threads (``send``);
+- the task SDK's ``CommsDecoder`` (``airflow.sdk.execution_time.comms``) from threads.
+
+    python -m benchmarks.airflow [--repeats 3] [--seconds 1.0] [--quick]
+    python -m benchmarks.airflow trial CANDIDATE CONCURRENCY SECONDS
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+import actors
+from channel import Codec, Request
+
+from .common import PAD, Recorder, Workload, asyncio_callers, blocking_loop, on_loop_thread, run_threads, trio_callers
+from .references import PendingFutures
+from .run import RESULTS, ROOT, child, machine, median_of
+
+TASK_LEVELS = [1, 10, 100, 1000]
+THREAD_LEVELS = [1, 10, 100]
+TRIGGER = "Airflow 3.3.2 TriggerCommsDecoder"
+TASK_SDK = "Airflow task SDK 1.3.2 CommsDecoder"
+GRID: list[tuple[str, list[int]]] = [
+    ("trio-comms: trio tasks", TASK_LEVELS),
+    ("trio-comms: threads (send)", THREAD_LEVELS),
+    ("reference: asyncio pending futures, coroutines, untyped", TASK_LEVELS),
+    ("reference: asyncio pending futures, coroutines, typed", TASK_LEVELS),
+    (f"{TRIGGER}, coroutines (asend)", TASK_LEVELS),
+    (f"{TRIGGER}, threads (send)", THREAD_LEVELS),
+    (f"{TASK_SDK}, threads (send)", THREAD_LEVELS),
+]
+
+# Answers every request [id, {"type": "GetVariable", "key": k}, ...] with
+# [id, {"type": "VariableResult", "key": k, "value": k}], all of one read in one write.
+VARIABLE_PEER = """
+import socket, msgpack
+s = socket.socket(fileno=0)
+pack = msgpack.Packer().pack
+buffer = bytearray()
+while data := s.recv(1 << 18):
+    buffer += data
+    pos, out = 0, []
+    while len(buffer) - pos >= 4:
+        end = pos + 4 + int.from_bytes(buffer[pos:pos + 4], "big")
+        if end > len(buffer):
+            break
+        request = msgpack.unpackb(buffer[pos + 4:end])
+        pos = end
+        key = request[1]["key"]
+        reply = pack([request[0], {"type": "VariableResult", "key": key, "value": key}])
+        out += (len(reply).to_bytes(4, "big"), reply)
+    del buffer[:pos]
+    if out:
+        s.sendall(b"".join(out))
+"""
+
+
+@attrs.frozen
+class VariableResult:
+    key: str
+    value: str | None
+
+
+@attrs.frozen
+class GetVariable(Request[VariableResult]):
+    key: str
+
+
+CODEC = Codec([GetVariable, VariableResult])
+_keys = iter(range(1 << 62))
+
+
+def _key() -> str:
+    return f"{next(_keys)}{PAD}"
+
+
+TYPED = Workload(
+    lambda: GetVariable(key=_key()), lambda sent, reply: isinstance(reply, VariableResult) and reply.key == sent.key
+)
+UNTYPED = Workload(lambda: {"type": "GetVariable", "key": _key()}, lambda sent, reply: reply["key"] == sent["key"])
+
+
+def _airflow_workload() -> Workload:
+    from airflow.sdk.execution_time import comms
+
+    return Workload(
+        lambda: comms.GetVariable(key=_key()),
+        lambda sent, reply: isinstance(reply, comms.VariableResult) and reply.key == sent.key,
+    )
+
+
+def _trio_stream(sock: socket.socket) -> trio.SocketStream:
+    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
+def trio_tasks(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    async def main() -> None:
+        async with actors.open_comms(_trio_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
+            await trio_callers(comms.asend, concurrency, rec, TYPED)
+
+    trio.run(main)
+
+
+def trio_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    with actors.comms_in_thread(sock, CODEC) as comms:
+        run_threads(concurrency, blocking_loop(comms.send, rec, TYPED))
+
+
+def pending_futures(typed: bool) -> Candidate:
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        async def main() -> None:
+            comms = PendingFutures(sock, CODEC if typed else None)
+            await comms.start()
+            await asyncio_callers(comms.asend, concurrency, rec, TYPED if typed else UNTYPED)
+            await comms.aclose()
+
+        asyncio.run(main())
+
+    return run
+
+
+async def _start_trigger_comms(sock: socket.socket) -> Any:
+    """The triggerer's own setup (TriggerRunner.init_comms), on our socket."""
+    from airflow.jobs.triggerer_job_runner import TriggerCommsDecoder
+
+    reader, writer = await asyncio.open_connection(sock=sock)
+    comms = TriggerCommsDecoder(async_writer=writer, async_reader=reader, socket=sock)
+    await comms.start_reader()
+    return comms
+
+
+async def _stop_trigger_comms(comms: Any) -> None:
+    comms._reader_task.cancel()
+    await asyncio.gather(comms._reader_task, return_exceptions=True)
+    comms._async_writer.close()
+
+
+def trigger_coroutines(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    async def main() -> None:
+        comms = await _start_trigger_comms(sock)
+        await asyncio_callers(comms.asend, concurrency, rec, _airflow_workload())
+        await _stop_trigger_comms(comms)
+
+    asyncio.run(main())
+
+
+def trigger_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    def body(loop: asyncio.AbstractEventLoop) -> None:
+        comms = asyncio.run_coroutine_threadsafe(_start_trigger_comms(sock), loop).result()
+        run_threads(concurrency, blocking_loop(comms.send, rec, _airflow_workload()))
+        asyncio.run_coroutine_threadsafe(_stop_trigger_comms(comms), loop).result()
+
+    on_loop_thread(body)
+
+
+def task_sdk_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+    from airflow.sdk.execution_time.comms import CommsDecoder
+
+    comms = CommsDecoder(socket=sock)
+    run_threads(concurrency, blocking_loop(comms.send, rec, _airflow_workload()))
+
+
+Candidate = Callable[[socket.socket, int, Recorder], None]
+
+CANDIDATES: dict[str, Candidate] = {
+    "trio-comms: trio tasks": trio_tasks,
+    "trio-comms: threads (send)": trio_threads,
+    "reference: asyncio pending futures, coroutines, untyped": pending_futures(typed=False),
+    "reference: asyncio pending futures, coroutines, typed": pending_futures(typed=True),
+    f"{TRIGGER}, coroutines (asend)": trigger_coroutines,
+    f"{TRIGGER}, threads (send)": trigger_threads,
+    f"{TASK_SDK}, threads (send)": task_sdk_threads,
+}
+
+
+def run_trial(name: str, concurrency: int, seconds: float) -> dict[str, float]:
+    if name.startswith("Airflow"):  # its imports take a second or two: not in the window
+        import airflow.jobs.triggerer_job_runner
+        import airflow.sdk.execution_time.comms  # noqa: F401
+    ours, theirs = socket.socketpair()
+    peer = subprocess.Popen([sys.executable, "-c", VARIABLE_PEER], stdin=theirs)
+    theirs.close()
+    rec = Recorder(0.3, seconds)
+    try:
+        CANDIDATES[name](ours, concurrency, rec)
+    finally:
+        ours.close()
+        peer.wait(timeout=10)
+    return rec.result()
+
+
+def versions() -> str:
+    """The installed versions of what the Airflow classes run on ("absent" outside their venv)."""
+
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "absent"
+
+    packages = ("apache-airflow-core", "apache-airflow-task-sdk", "pydantic", "msgspec")
+    return ", ".join(f"{package} {version(package)}" for package in packages)
+
+
+def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: int) -> str:
+    lines = [
+        f"Medians of {repeats} interleaved runs of {seconds:g} s each; {machine()}; {versions()}; "
+        f"replies not their caller's own: {wrong}.",
+        "",
+        "| candidate | concurrency | req/s | p50 µs | p99 µs | client CPU µs/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, levels in GRID:
+        for level in levels:
+            r = m[f"{name}|{level}"]
+            lines.append(
+                f"| {name} | {level} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['cpu_us']:.1f} |"
+            )
+
+    def ratios(ours: str, theirs: str, levels: list[int]) -> str:
+        cells = [f"{m[f'{ours}|{c}']['rps'] / m[f'{theirs}|{c}']['rps']:.2f}×" for c in levels]
+        return " | ".join(cells) + " |" * (len(TASK_LEVELS) - len(levels))
+
+    tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
+    lines += [
+        "",
+        "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |",
+        "| --- |" + " ---: |" * len(TASK_LEVELS),
+        f"| trio tasks / {TRIGGER}, coroutines | {ratios(tasks, f'{TRIGGER}, coroutines (asend)', TASK_LEVELS)} |",
+        f"| trio tasks / asyncio pending futures, untyped | "
+        f"{ratios(tasks, 'reference: asyncio pending futures, coroutines, untyped', TASK_LEVELS)} |",
+        f"| threads / {TRIGGER}, threads | {ratios(threads, f'{TRIGGER}, threads (send)', THREAD_LEVELS)} |",
+        f"| threads / {TASK_SDK}, threads | {ratios(threads, f'{TASK_SDK}, threads (send)', THREAD_LEVELS)} |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--quick", action="store_true", help="one repeat, short trials (a smoke run)")
+    args = parser.parse_args()
+    repeats, seconds = (1, 0.3) if args.quick else (args.repeats, args.seconds)
+    cells = [(name, level) for name, levels in GRID for level in levels]
+    trials: dict[str, list[dict[str, float]]] = {}
+    for repeat in range(repeats):
+        print(f"round {repeat + 1}/{repeats}: {len(cells)} trials", file=sys.stderr, flush=True)
+        for name, level in cells:
+            trials.setdefault(f"{name}|{level}", []).append(
+                child("benchmarks.airflow", "trial", name, level, seconds)
+            )
+    medians = {key: median_of(value) for key, value in trials.items()}
+    wrong = int(sum(t["wrong"] for value in trials.values() for t in value))
+    report = render(medians, repeats, seconds, wrong)
+    print(report)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / ("airflow-quick.json" if args.quick else f"airflow-{stamp}.json")
+    payload = {"date": stamp, "machine": machine(), "versions": versions(), "repeats": repeats,
+               "seconds": seconds, "medians": medians, "misrouted": wrong, "report": report}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nsaved {path.relative_to(ROOT)}")
+    if wrong:
+        raise SystemExit(f"{wrong} replies were not their caller's own")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["trial"]:
+        print(json.dumps(run_trial(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
+    else:
+        main()
