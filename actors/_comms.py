@@ -175,14 +175,13 @@ class CommsActor:
         self.counters.calls_closed += 1
         return closed_error(self.lifecycle.cause)
 
-    def submit(self, slot: ReplySlot, *, eager: bool = False) -> None:
+    def submit(self, slot: ReplySlot) -> None:
         """Accept a caller's slot (actor thread). Fails it at once if the channel is closed.
 
-        With ``eager`` (a trio task of the actor's run), a request made while nothing
-        is in flight is written at once, so the peer starts on it while the other
-        callers of this scheduler pass still run; otherwise it goes out with the rest
-        of the pass. Cross-thread callers are not eager: an early reply would split
-        their batch, and each batch costs a wake-up of their thread or loop.
+        A request made while nothing is in flight is written at once if its slot is
+        ``eager`` (see :class:`~actors._slots.ReplySlot`), so the peer starts on it
+        while the other callers of this scheduler pass still run; otherwise it goes
+        out with the rest of the pass.
         """
         if self.lifecycle.closing:
             self._fail_closed(slot)
@@ -191,7 +190,7 @@ class CommsActor:
         elif self._admitted < self.max_in_flight:
             self._admitted += 1
             self._admitted_unwritten.append(slot)
-            if eager and not self._in_flight:
+            if slot.eager and not self._in_flight:
                 self._pump.write_now()
             else:
                 self._pump.data_ready()

@@ -204,7 +204,7 @@ class Comms(metaclass=NoPublicConstructor):
         if actor.lifecycle.closing:
             raise actor.closed_error()
         slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
-        actor.submit(slot, eager=True)
+        actor.submit(slot)
         try:
             if timeout is None:
                 return await trio.lowlevel.wait_task_rescheduled(slot.abort)

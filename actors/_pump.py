@@ -30,6 +30,7 @@ returns, or raises a protocol error). Anything else escaping is a bug and raises
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic
 
@@ -178,14 +179,16 @@ class FramePump(Generic[FrameT]):
         everything made ready during the pass, in one write if it fits."""
         if not self._dirty:
             return
+        if self._unsent is not None or self._write_error is not None:
+            return  # the writer task, already awake, writes everything once it is done
         try:
             self._send_ready()
         except BaseException as exc:  # a bug: never let trio disable the hook silently
             self._write_error = exc
             self.wake_writer()
         if self._unsent is not None or self._write_error is not None:
-            # The writer task was woken to finish; trio has already chosen how long
-            # it may sleep in this poll, so make the poll return at once.
+            # This pass woke the writer task to finish; trio has already chosen how
+            # long it may sleep in this poll, so make the poll return at once.
             assert self._token is not None
             self._token.run_sync_soon(_nothing)
 
@@ -266,7 +269,8 @@ class FramePump(Generic[FrameT]):
         finally:
             self._writing = False
             if instrument is not None:
-                trio.lowlevel.remove_instrument(instrument)
+                with contextlib.suppress(KeyError):  # trio drops an instrument that raised
+                    trio.lowlevel.remove_instrument(instrument)
 
     async def _park(self) -> None:
         self._writer_parked = True

@@ -52,6 +52,12 @@ class ReplySlot:
 
     __slots__ = ("field_count", "fields", "frame_id", "request_class", "waiting")
 
+    eager = True
+    """Write this request at once when nothing is in flight, rather than with the rest of
+    the scheduler pass: for callers woken one by one. Callers woken once per batch
+    (an asyncio loop, another trio run) are not eager: an early reply would split
+    their batch, and each batch costs a wake-up of their loop."""
+
     def __init__(self, fields: bytes, field_count: int, request_class: type) -> None:
         self.fields = fields
         self.field_count = field_count
@@ -195,6 +201,7 @@ class AsyncioSlot(CrossThreadSlot):
     """A slot for a coroutine on an asyncio loop (any thread) awaiting ``asend``."""
 
     __slots__ = ("future", "loop")
+    eager = False
 
     def __init__(self, fields: bytes, field_count: int, request_class: type, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(fields, field_count, request_class)
@@ -220,6 +227,7 @@ class ForeignTrioSlot(CrossThreadSlot):
     """A slot for a task of another trio run (another thread), parked on its own run."""
 
     __slots__ = ("task", "token")
+    eager = False
 
     def __init__(
         self,
