@@ -19,7 +19,6 @@ models. The candidates, interleaved and repeated like ``make bench``:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import importlib.metadata
@@ -31,14 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import trio
 
-import actors
 from channel import Codec, Request
 
-from .common import PAD, Recorder, Workload, asyncio_callers, blocking_loop, on_loop_thread, run_threads, trio_callers
-from .references import PendingFutures
-from .run import RESULTS, ROOT, child, machine, median_of
+from .common import PAD, Recorder, Workload, asyncio_callers, blocking_loop, on_loop_thread, run_threads
+from .run import RESULTS, ROOT, child, machine, median_of, parse_run_args, run_rounds
+from .trial import pending_futures_coroutines, trio_comms_threads, trio_tasks
 
 TASK_LEVELS = [1, 10, 100, 1000]
 THREAD_LEVELS = [1, 10, 100]
@@ -113,36 +110,6 @@ def _airflow_workload() -> Workload:
     )
 
 
-def _trio_stream(sock: socket.socket) -> trio.SocketStream:
-    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-
-
-def trio_tasks(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    async def main() -> None:
-        async with actors.open_comms(_trio_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
-            await trio_callers(comms.asend, concurrency, rec, TYPED)
-
-    trio.run(main)
-
-
-def trio_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    with actors.comms_in_thread(sock, CODEC) as comms:
-        run_threads(concurrency, blocking_loop(comms.send, rec, TYPED))
-
-
-def pending_futures(typed: bool) -> Candidate:
-    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-        async def main() -> None:
-            comms = PendingFutures(sock, CODEC if typed else None)
-            await comms.start()
-            await asyncio_callers(comms.asend, concurrency, rec, TYPED if typed else UNTYPED)
-            await comms.aclose()
-
-        asyncio.run(main())
-
-    return run
-
-
 async def _start_trigger_comms(sock: socket.socket) -> Any:
     """The triggerer's own setup (TriggerRunner.init_comms), on our socket."""
     from airflow.jobs.triggerer_job_runner import TriggerCommsDecoder
@@ -187,10 +154,10 @@ def task_sdk_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> No
 Candidate = Callable[[socket.socket, int, Recorder], None]
 
 CANDIDATES: dict[str, Candidate] = {
-    "trio-comms: trio tasks": trio_tasks,
-    "trio-comms: threads (send)": trio_threads,
-    "reference: asyncio pending futures, coroutines, untyped": pending_futures(typed=False),
-    "reference: asyncio pending futures, coroutines, typed": pending_futures(typed=True),
+    "trio-comms: trio tasks": trio_tasks(CODEC, TYPED),
+    "trio-comms: threads (send)": trio_comms_threads(CODEC, TYPED),
+    "reference: asyncio pending futures, coroutines, untyped": pending_futures_coroutines(None, UNTYPED),
+    "reference: asyncio pending futures, coroutines, typed": pending_futures_coroutines(CODEC, TYPED),
     f"{TRIGGER}, coroutines (asend)": trigger_coroutines,
     f"{TRIGGER}, threads (send)": trigger_threads,
     f"{TASK_SDK}, threads (send)": task_sdk_threads,
@@ -260,27 +227,18 @@ def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--quick", action="store_true", help="one repeat, short trials (a smoke run)")
-    args = parser.parse_args()
-    repeats, seconds = (1, 0.3) if args.quick else (args.repeats, args.seconds)
+    repeats, seconds, quick = parse_run_args()
     cells = [(name, level) for name, levels in GRID for level in levels]
-    trials: dict[str, list[dict[str, float]]] = {}
-    for repeat in range(repeats):
-        print(f"round {repeat + 1}/{repeats}: {len(cells)} trials", file=sys.stderr, flush=True)
-        for name, level in cells:
-            trials.setdefault(f"{name}|{level}", []).append(
-                child("benchmarks.airflow", "trial", name, level, seconds)
-            )
+    trials = run_rounds(
+        cells, repeats, seconds, lambda name, level: child("benchmarks.airflow", "trial", name, level, seconds)
+    )
     medians = {key: median_of(value) for key, value in trials.items()}
     wrong = int(sum(t["wrong"] for value in trials.values() for t in value))
     report = render(medians, repeats, seconds, wrong)
     print(report)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("airflow-quick.json" if args.quick else f"airflow-{stamp}.json")
+    path = RESULTS / ("airflow-quick.json" if quick else f"airflow-{stamp}.json")
     payload = {"date": stamp, "machine": machine(), "versions": versions(), "repeats": repeats,
                "seconds": seconds, "medians": medians, "misrouted": wrong, "report": report}
     path.write_text(json.dumps(payload, indent=2) + "\n")

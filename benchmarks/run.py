@@ -19,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,24 +53,49 @@ def median_of(trials: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(t[key] for t in trials) for key in trials[0]}
 
 
-def main() -> None:
+def parse_run_args() -> tuple[int, float, bool]:
+    """``--repeats``, ``--seconds`` and ``--quick`` (one repeat of short trials)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="one repeat, short trials (a smoke run)")
     args = parser.parse_args()
     repeats, seconds = (1, 0.3) if args.quick else (args.repeats, args.seconds)
+    return repeats, seconds, args.quick
 
-    cells = [(name, level) for name, levels in GRID for level in levels]
-    trials: dict[str, list[dict[str, float]]] = {}
+
+Trials = dict[str, list[dict[str, float]]]
+
+
+def run_rounds(
+    cells: list[tuple[str, int]],
+    repeats: int,
+    seconds: float,
+    trial: Callable[[str, int], dict[str, float]],
+    after_round: Callable[[Trials], None] | None = None,
+) -> Trials:
+    """Every cell once per round, in order (interleaved), ``repeats`` rounds."""
+    trials: Trials = {}
     for repeat in range(repeats):
         print(f"round {repeat + 1}/{repeats}: {len(cells)} trials", file=sys.stderr, flush=True)
-        for name, level in cells:  # interleaved: every candidate once per round
-            trials.setdefault(f"{name}|{level}", []).append(child("benchmarks.trial", name, level, seconds))
+        for name, level in cells:
+            trials.setdefault(f"{name}|{level}", []).append(trial(name, level))
+        if after_round is not None:
+            after_round(trials)
+    return trials
+
+
+def main() -> None:
+    repeats, seconds, quick = parse_run_args()
+    cells = [(name, level) for name, levels in GRID for level in levels]
+
+    def extras(trials: Trials) -> None:
         for kind in ("responder-concurrent", "responder-serial"):
             trials.setdefault(kind, []).append(child("benchmarks.extras", kind, seconds * 2))
         for callers in (100, 1000, 10000):
             trials.setdefault(f"scale|{callers}", []).append(child("benchmarks.extras", "scale", callers, seconds * 2))
+
+    trials = run_rounds(cells, repeats, seconds, lambda name, level: child("benchmarks.trial", name, level, seconds), extras)
     memory = child("benchmarks.extras", "memory", 10000)
 
     medians = {key: median_of(value) for key, value in trials.items()}
@@ -88,10 +114,10 @@ def main() -> None:
         "misrouted": wrong,
         "report": report,
     }
-    path = RESULTS / ("quick.json" if args.quick else f"{stamp}.json")
+    path = RESULTS / ("quick.json" if quick else f"{stamp}.json")
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nsaved {path.relative_to(ROOT)}")
-    chart = RESULTS / ("quick.png" if args.quick else "throughput.png")
+    chart = RESULTS / ("quick.png" if quick else "throughput.png")
     if draw_chart(medians, chart, stamp):
         print(f"saved {chart.relative_to(ROOT)}")
     if wrong:

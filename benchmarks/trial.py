@@ -19,6 +19,7 @@ import msgpack
 import trio
 
 import actors
+from channel import Codec
 
 from .common import (
     CODEC,
@@ -44,17 +45,27 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
-def trio_tasks(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    async def main() -> None:
-        async with actors.open_comms(_stream(sock), CODEC, max_in_flight=max(1024, concurrency)) as comms:
-            await trio_callers(comms.asend, concurrency, rec, PINGS)
+def trio_tasks(codec: Codec, work: Workload) -> Candidate:
+    """trio-comms from trio tasks of the actor's own run."""
 
-    trio.run(main)
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        async def main() -> None:
+            async with actors.open_comms(_stream(sock), codec, max_in_flight=max(1024, concurrency)) as comms:
+                await trio_callers(comms.asend, concurrency, rec, work)
+
+        trio.run(main)
+
+    return run
 
 
-def trio_comms_threads(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
-    with actors.comms_in_thread(sock, CODEC) as comms:
-        run_threads(concurrency, blocking_loop(comms.send, rec, PINGS))
+def trio_comms_threads(codec: Codec, work: Workload) -> Candidate:
+    """trio-comms from plain threads calling ``send`` (the actor on a thread of its own)."""
+
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        with actors.comms_in_thread(sock, codec) as comms:
+            run_threads(concurrency, blocking_loop(comms.send, rec, work))
+
+    return run
 
 
 def trio_comms_asyncio_thread(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
@@ -89,12 +100,14 @@ def lock_serialized_threads(typed: bool) -> Candidate:
     return run
 
 
-def pending_futures_coroutines(typed: bool) -> Candidate:
+def pending_futures_coroutines(codec: Codec | None, work: Workload) -> Candidate:
+    """The asyncio pending-futures reference from coroutines; untyped when ``codec`` is None."""
+
     def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
         async def main() -> None:
-            comms = PendingFutures(sock, CODEC if typed else None)
+            comms = PendingFutures(sock, codec)
             await comms.start()
-            await asyncio_callers(comms.asend, concurrency, rec, _workload(typed))
+            await asyncio_callers(comms.asend, concurrency, rec, work)
             await comms.aclose()
 
         asyncio.run(main())
@@ -156,14 +169,14 @@ def raw_pipelined(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
 Candidate = Callable[[socket.socket, int, Recorder], None]
 
 CANDIDATES: dict[str, Candidate] = {
-    "trio-comms: trio tasks": trio_tasks,
-    "trio-comms: threads (send)": trio_comms_threads,
+    "trio-comms: trio tasks": trio_tasks(CODEC, PINGS),
+    "trio-comms: threads (send)": trio_comms_threads(CODEC, PINGS),
     "trio-comms: asyncio loop in a thread": trio_comms_asyncio_thread,
     "trio-comms: comms_in_thread from asyncio": trio_comms_in_thread_asyncio,
     "reference: lock-serialized threads, untyped": lock_serialized_threads(typed=False),
     "reference: lock-serialized threads, typed": lock_serialized_threads(typed=True),
-    "reference: asyncio pending futures, coroutines, untyped": pending_futures_coroutines(typed=False),
-    "reference: asyncio pending futures, coroutines, typed": pending_futures_coroutines(typed=True),
+    "reference: asyncio pending futures, coroutines, untyped": pending_futures_coroutines(None, UNTYPED_PINGS),
+    "reference: asyncio pending futures, coroutines, typed": pending_futures_coroutines(CODEC, PINGS),
     "reference: asyncio pending futures, threads, untyped": pending_futures_threads(typed=False),
     "reference: asyncio pending futures, threads, typed": pending_futures_threads(typed=True),
     "limit: raw socket, K frames per sendall, msgpack.Unpacker": raw_pipelined,
