@@ -8,7 +8,6 @@ come out of :meth:`FrameDecoder.next_frame`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from typing import Any, Final, Generic, Literal, NoReturn
 
 import attrs
@@ -25,8 +24,7 @@ from ._frames import (
     FrameT,
     RequestFrame,
     ResponseFrame,
-    _trusted_request,
-    _trusted_response,
+    _trusted,
 )
 
 __all__ = ["END_OF_STREAM", "NEED_DATA", "DecoderEvent", "FrameDecoder", "FrameFields", "OversizedFrame"]
@@ -135,9 +133,6 @@ class FrameDecoder(Generic[FrameT]):
         if type(max_frame_size) is not int or not 0 < max_frame_size <= _MAX_LENGTH:
             raise ValueError(f"max_frame_size must be an int in 1..2**32-1, not {max_frame_size!r}")
         self._frame_type: type[FrameT] = frame_type
-        self._trusted: Callable[[int, dict[str, Any] | None, dict[str, Any] | None], FrameT] = (
-            _trusted_request if frame_type is RequestFrame else _trusted_response  # type: ignore[assignment]
-        )
         self._max_frame_size = max_frame_size
         self._buffer = bytearray()
         self._pos = 0  # start of the first unparsed frame in _buffer
@@ -215,7 +210,7 @@ class FrameDecoder(Generic[FrameT]):
         """
         event = self.next_fields()
         if type(event) is tuple:
-            return self._trusted(*event)
+            return _trusted(self._frame_type, *event)
         return event  # type: ignore[return-value]
 
     def next_fields(

@@ -140,29 +140,23 @@ class ResponseFrame:
 
 
 Frame = RequestFrame | ResponseFrame
+FrameT = TypeVar("FrameT", RequestFrame, ResponseFrame)
 
 
 _new_object = object.__new__
 _set_field = object.__setattr__
 
 
-def _trusted_request(frame_id: int, body: dict[str, Any] | None, carrier: dict[str, Any] | None) -> RequestFrame:
-    """A RequestFrame from fields the decoder has already checked (no re-validation)."""
-    frame: RequestFrame = _new_object(RequestFrame)
+def _trusted(
+    frame_type: type[FrameT], frame_id: int, body: dict[str, Any] | None, third: dict[str, Any] | None
+) -> FrameT:
+    """A frame from fields the decoder has already checked (no re-validation);
+    ``third`` is a request's context carrier or a response's error."""
+    frame: FrameT = _new_object(frame_type)
     _set_field(frame, "id", frame_id)
     _set_field(frame, "body", body)
-    _set_field(frame, "context_carrier", carrier)
+    _set_field(frame, "context_carrier" if frame_type is RequestFrame else "error", third)
     return frame
-
-
-def _trusted_response(frame_id: int, body: dict[str, Any] | None, error: dict[str, Any] | None) -> ResponseFrame:
-    """A ResponseFrame from fields the decoder has already checked (no re-validation)."""
-    frame: ResponseFrame = _new_object(ResponseFrame)
-    _set_field(frame, "id", frame_id)
-    _set_field(frame, "body", body)
-    _set_field(frame, "error", error)
-    return frame
-FrameT = TypeVar("FrameT", RequestFrame, ResponseFrame)
 
 
 def pack_value(value: object) -> bytes:
