@@ -9,8 +9,8 @@ called only by that write path, so a reply can only ever reach the slot register
 under its id; there is no lock to get wrong.
 
 Everything in this class runs on the actor's trio thread. Other threads reach it
-only through :meth:`CommsActor.post`, which queues an operation and schedules one
-drain of the queue on the trio loop per batch, not one per call.
+only through :meth:`CommsActor.post`, which queues an operation in the actor's
+:class:`~actors._inbox.Inbox`, drained on the trio loop once per batch.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from channel import (
 )
 
 from ._errors import PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
+from ._inbox import Inbox
 from ._pump import MAX_WRITE_BATCH, FramePump
 from ._slots import ReplySlot, WakeBatch, flush_wakeups
 from ._state import Lifecycle
@@ -90,8 +91,7 @@ class CommsActor:
         self._next_id = 1  # id 0 is the peer's unsolicited hello
         self._wake: WakeBatch = {}
 
-        self._inbox: collections.deque[tuple[Callable[[ReplySlot], None], ReplySlot]] = collections.deque()
-        self._drain_scheduled = False
+        self._inbox = Inbox(after_drain=self._flush_wakeups)
         self.token: trio.lowlevel.TrioToken | None = None
         self.thread_id = -1
 
@@ -99,7 +99,7 @@ class CommsActor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the reader and writer until the channel closes, then close the stream."""
-        self.token = trio.lowlevel.current_trio_token()
+        self.token = self._inbox.token = trio.lowlevel.current_trio_token()
         self.thread_id = threading.get_ident()
         log.debug("channel open on %r", self._stream)
         try:
@@ -247,37 +247,19 @@ class CommsActor:
         self.counters.calls_cancelled += 1
 
     def post(self, operation: Callable[[ReplySlot], None], slot: ReplySlot) -> None:
-        """Run ``operation(slot)`` on the actor's thread, soon. Callable from any thread.
+        """Run ``operation(slot)`` on the actor's thread, soon (see :class:`~actors._inbox.Inbox`).
 
-        Operations are queued and drained in batches: a thread only pokes the trio
-        loop (a write to its wakeup socket) when no drain is already scheduled.
+        Callable from any thread. If the actor's trio run is over, the channel closed
+        with it, and the slot fails with ``ChannelClosed`` at once.
         """
-        self._inbox.append((operation, slot))
-        if self._drain_scheduled:
-            return
-        # Set before scheduling, cleared by the drain before it reads the queue: an
-        # operation appended after the drain started either is seen by that drain or
-        # finds the flag cleared and schedules another.
-        self._drain_scheduled = True
-        assert self.token is not None
         try:
-            self.token.run_sync_soon(self._drain_inbox, idempotent=True)
+            self._inbox.post(operation, slot)
         except trio.RunFinishedError:
-            # The trio run hosting the actor is over, so the channel closed with it.
-            self._drain_scheduled = False
             if slot.try_claim():
                 cause = self.lifecycle.cause or trio.ClosedResourceError("the actor's trio run has finished")
                 wake: WakeBatch = {}
                 slot.resolve(None, closed_error(cause), wake)
                 flush_wakeups(wake)
-
-    def _drain_inbox(self) -> None:
-        self._drain_scheduled = False
-        inbox = self._inbox
-        while inbox:
-            operation, slot = inbox.popleft()
-            operation(slot)
-        self._flush_wakeups()
 
     def _flush_wakeups(self) -> None:
         if self._wake:

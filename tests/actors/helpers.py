@@ -190,3 +190,27 @@ async def assert_new_channel_works() -> None:
             nursery.start_soon(actors.serve, theirs, CODEC, echo_handler)
             async with actors.open_comms(ours, CODEC) as comms:
                 assert await comms.asend(Echo(text="fresh")) == Echoed(text="fresh")
+
+
+async def hammer(stream: trio.abc.Stream, peer: FakePeer) -> None:
+    """40 trio tasks and 20 threads call at once; the peer echoes all 60."""
+
+    async def serve_peer() -> None:
+        for _ in range(60):
+            await peer.echo(await peer.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_peer)
+        async with actors.open_comms(stream, CODEC) as comms:
+
+            async def call(i: int) -> None:
+                assert await comms.asend(Echo(text=f"t{i}")) == Echoed(text=f"t{i}")
+
+            def thread_call(i: int) -> None:
+                assert comms.send(Echo(text=f"s{i}")) == Echoed(text=f"s{i}")
+
+            async with trio.open_nursery() as callers:
+                for i in range(40):
+                    callers.start_soon(call, i)
+                for i in range(20):
+                    callers.start_soon(trio.to_thread.run_sync, thread_call, i)
