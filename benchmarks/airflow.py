@@ -20,11 +20,9 @@ models. The candidates, interleaved and repeated like ``make bench``:
 from __future__ import annotations
 
 import asyncio
-import datetime
 import importlib.metadata
 import json
 import socket
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +31,17 @@ import attrs
 
 from channel import Codec, Request
 
-from .common import PAD, Recorder, Workload, asyncio_callers, blocking_loop, on_loop_thread, run_threads
-from .run import RESULTS, ROOT, child, machine, median_of, parse_run_args, run_rounds
+from .common import (
+    PAD,
+    Recorder,
+    Workload,
+    asyncio_callers,
+    blocking_loop,
+    on_loop_thread,
+    run_against_peer,
+    run_threads,
+)
+from .run import candidate_table, child, machine, median_of, parse_run_args, run_rounds, save_results
 from .trial import pending_futures_coroutines, trio_comms_threads, trio_tasks
 
 TASK_LEVELS = [1, 10, 100, 1000]
@@ -168,16 +175,7 @@ def run_trial(name: str, concurrency: int, seconds: float) -> dict[str, float]:
     if name.startswith("Airflow"):  # its imports take a second or two: not in the window
         import airflow.jobs.triggerer_job_runner
         import airflow.sdk.execution_time.comms  # noqa: F401
-    ours, theirs = socket.socketpair()
-    peer = subprocess.Popen([sys.executable, "-c", VARIABLE_PEER], stdin=theirs)
-    theirs.close()
-    rec = Recorder(0.3, seconds)
-    try:
-        CANDIDATES[name](ours, concurrency, rec)
-    finally:
-        ours.close()
-        peer.wait(timeout=10)
-    return rec.result()
+    return run_against_peer(CANDIDATES[name], concurrency, seconds, VARIABLE_PEER)
 
 
 def versions() -> str:
@@ -198,15 +196,8 @@ def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: 
         f"Medians of {repeats} interleaved runs of {seconds:g} s each; {machine()}; {versions()}; "
         f"replies not their caller's own: {wrong}.",
         "",
-        "| candidate | concurrency | req/s | p50 µs | p99 µs | client CPU µs/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *candidate_table(GRID, m),
     ]
-    for name, levels in GRID:
-        for level in levels:
-            r = m[f"{name}|{level}"]
-            lines.append(
-                f"| {name} | {level} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['cpu_us']:.1f} |"
-            )
 
     def ratios(ours: str, theirs: str, levels: list[int]) -> str:
         cells = [f"{m[f'{ours}|{c}']['rps'] / m[f'{theirs}|{c}']['rps']:.2f}×" for c in levels]
@@ -236,13 +227,11 @@ def main() -> None:
     wrong = int(sum(t["wrong"] for value in trials.values() for t in value))
     report = render(medians, repeats, seconds, wrong)
     print(report)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("airflow-quick.json" if quick else f"airflow-{stamp}.json")
-    payload = {"date": stamp, "machine": machine(), "versions": versions(), "repeats": repeats,
-               "seconds": seconds, "medians": medians, "misrouted": wrong, "report": report}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\nsaved {path.relative_to(ROOT)}")
+    save_results(
+        "airflow-quick" if quick else "airflow-{stamp}",
+        {"versions": versions(), "repeats": repeats, "seconds": seconds, "medians": medians,
+         "misrouted": wrong, "report": report},
+    )
     if wrong:
         raise SystemExit(f"{wrong} replies were not their caller's own")
 

@@ -26,6 +26,7 @@ class Ping:
 
 CODEC = Codec([Ping])
 PAD = "x" * 80  # with the tag and id, a body of about 100 bytes
+WARMUP = 0.3  # seconds of calls before a trial's window opens
 
 # A request [id, body] and a response [id, body] are the same bytes, so echoing the
 # stream answers every request with its own body: the fastest possible peer, the
@@ -38,11 +39,26 @@ while data := s.recv(1 << 18):
 """
 
 
-def start_echo_peer() -> tuple[socket.socket, subprocess.Popen[bytes]]:
+def start_echo_peer(code: str = ECHO_PEER) -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """A peer process running ``code`` (the echo peer by default) on fd 0 of a socketpair."""
     ours, theirs = socket.socketpair()
-    peer = subprocess.Popen([sys.executable, "-c", ECHO_PEER], stdin=theirs)
+    peer = subprocess.Popen([sys.executable, "-c", code], stdin=theirs)
     theirs.close()
     return ours, peer
+
+
+def run_against_peer(
+    candidate: Callable[[socket.socket, int, Recorder], None], concurrency: int, seconds: float, peer_code: str = ECHO_PEER
+) -> dict[str, float]:
+    """One trial: a fresh peer process, ``warmup`` then ``seconds`` of recorded calls."""
+    sock, peer = start_echo_peer(peer_code)
+    rec = Recorder(WARMUP, seconds)
+    try:
+        candidate(sock, concurrency, rec)
+    finally:
+        sock.close()
+        peer.wait(timeout=10)
+    return rec.result()
 
 
 _unique = itertools.count()

@@ -102,21 +102,11 @@ def main() -> None:
     wrong = sum(t["wrong"] for value in trials.values() for t in value)
     report = render(medians, memory, repeats, seconds, wrong)
     print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    payload = {
-        "date": stamp,
-        "machine": machine(),
-        "repeats": repeats,
-        "seconds": seconds,
-        "medians": medians,
-        "memory": memory,
-        "misrouted": wrong,
-        "report": report,
-    }
-    path = RESULTS / ("quick.json" if quick else f"{stamp}.json")
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\nsaved {path.relative_to(ROOT)}")
+    stamp = save_results(
+        "quick" if quick else "{stamp}",
+        {"repeats": repeats, "seconds": seconds, "medians": medians, "memory": memory, "misrouted": wrong,
+         "report": report},
+    )
     chart = RESULTS / ("quick.png" if quick else "throughput.png")
     if draw_chart(medians, chart, stamp):
         print(f"saved {chart.relative_to(ROOT)}")
@@ -156,6 +146,32 @@ def draw_chart(medians: dict[str, dict[str, float]], path: Path, stamp: str) -> 
     return True
 
 
+def candidate_table(grid: list[tuple[str, list[int]]], m: dict[str, dict[str, float]]) -> list[str]:
+    """The markdown rows of every candidate at every level: req/s, latency, client CPU."""
+    lines = [
+        "| candidate | concurrency | req/s | p50 µs | p99 µs | client CPU µs/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, levels in grid:
+        for level in levels:
+            r = m[f"{name}|{level}"]
+            lines.append(
+                f"| {name} | {level} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['cpu_us']:.1f} |"
+            )
+    return lines
+
+
+def save_results(name: str, payload: dict[str, object]) -> str:
+    """Write ``payload``, with the date and the machine, to ``benchmarks/results/<name>.json``
+    (``{stamp}`` in ``name`` becomes the UTC date and time); return the stamp."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name.format(stamp=stamp)}.json"
+    path.write_text(json.dumps({"date": stamp, "machine": machine(), **payload}, indent=2) + "\n")
+    print(f"\nsaved {path.relative_to(ROOT)}")
+    return stamp
+
+
 def machine() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores"
 
@@ -164,15 +180,8 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
     lines = [
         f"Medians of {repeats} interleaved runs of {seconds:g} s each; {machine()}; replies not their caller's own: {wrong}.",
         "",
-        "| candidate | concurrency | req/s | p50 µs | p99 µs | client CPU µs/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *candidate_table(GRID, m),
     ]
-    for name, levels in GRID:
-        for level in levels:
-            r = m[f"{name}|{level}"]
-            lines.append(
-                f"| {name} | {level} | {r['rps']:,.0f} | {r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['cpu_us']:.1f} |"
-            )
 
     def ratio(a: str, b: str) -> str:
         return f"{m[a]['rps'] / m[b]['rps']:.2f}×" if m[b]["rps"] else "n/a"

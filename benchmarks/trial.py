@@ -31,13 +31,12 @@ from .common import (
     blocking_loop,
     new_ping,
     on_loop_thread,
+    run_against_peer,
     run_threads,
-    start_echo_peer,
     trio_callers,
 )
 from .references import LockSerialized, PendingFutures
 
-WARMUP = 0.3
 _LENGTH = struct.Struct(">I")
 
 
@@ -183,17 +182,6 @@ CANDIDATES: dict[str, Candidate] = {
 }
 
 
-def run_trial(name: str, concurrency: int, seconds: float) -> dict[str, float]:
-    sock, peer = start_echo_peer()
-    rec = Recorder(WARMUP, seconds)
-    try:
-        CANDIDATES[name](sock, concurrency, rec)
-    finally:
-        sock.close()
-        peer.wait(timeout=10)
-    return rec.result()
-
-
 if __name__ == "__main__":
     name, concurrency, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(run_trial(name, concurrency, seconds)))
+    print(json.dumps(run_against_peer(CANDIDATES[name], concurrency, seconds)))
