@@ -33,10 +33,10 @@ class StreamIO:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
         self._fd = -1
-        self._received = bytearray(RECEIVE_SIZE)  # reused: no allocation per read
+        self._received = bytearray()
         if isinstance(stream, trio.SocketStream) and type(stream) is trio.SocketStream and sys.platform != "win32":
             self._fd = stream.socket.fileno()
-
+            self._received = bytearray(RECEIVE_SIZE)  # reused: no allocation per read
 
     async def send_all(self, data: bytes | memoryview) -> None:
         """Write all of ``data``, waiting only while the socket is full."""
