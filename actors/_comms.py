@@ -92,14 +92,18 @@ class CommsActor:
         self._wake: WakeBatch = {}
 
         self._inbox = Inbox(after_drain=self._flush_wakeups)
-        self.token: trio.lowlevel.TrioToken | None = None
         self.thread_id = -1
+
+    @property
+    def token(self) -> trio.lowlevel.TrioToken | None:
+        """The token of the trio run hosting the actor, once it runs."""
+        return self._inbox.token
 
     # ------------------------------------------------------------------ running
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the reader and writer until the channel closes, then close the stream."""
-        self.token = self._inbox.token = trio.lowlevel.current_trio_token()
+        self._inbox.token = trio.lowlevel.current_trio_token()
         self.thread_id = threading.get_ident()
         log.debug("channel open on %r", self._stream)
         try:
