@@ -28,6 +28,7 @@ from channel import (
     FrameFields,
     MessageDecodeError,
     OversizedFrame,
+    RejectedFrame,
     RemoteProtocolError,
     ResponseFrame,
     frame_head,
@@ -322,7 +323,7 @@ class CommsActor:
 
     # ------------------------------------------------------------------ reader
 
-    def _on_frame(self, event: FrameFields | OversizedFrame) -> None:
+    def _on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
         if self.lifecycle.awaiting_hello:
             self._take_hello(event)
             return
@@ -343,7 +344,16 @@ class CommsActor:
         self._admitted -= 1
         if slot.try_claim():
             self.counters.replies_routed += 1
-            value, error = self._reply_outcome(event, slot.request_class)
+            try:
+                value, error = self._reply_outcome(event, slot.request_class)
+            except Exception as exc:
+                # Unforeseen (a bug of ours): the reader dies with it and closes the
+                # channel, but this caller, claimed already, must not wait forever.
+                self.close(exc)
+                self.counters.calls_closed += 1
+                slot.resolve(None, closed_error(exc), self._wake)
+                flush_wakeups(self._wake)
+                raise
             slot.resolve(value, error, self._wake)
         else:
             self.counters.replies_late += 1
@@ -351,12 +361,15 @@ class CommsActor:
             self._admit_waiting()
 
     def _reply_outcome(
-        self, event: FrameFields | OversizedFrame, request_class: type | None
+        self, event: FrameFields | OversizedFrame | RejectedFrame, request_class: type | None
     ) -> tuple[Any, BaseException | None]:
         if type(event) is OversizedFrame:
             self.counters.replies_too_large += 1
             reply = event.error_reply("response")
             return None, ReplyTooLarge(reply.code, reply.detail, frame_id=event.id)
+        if type(event) is RejectedFrame:
+            self.counters.replies_undecodable += 1
+            return None, event.decode_error()
         assert type(event) is tuple
         frame_id, body, error = event
         try:
@@ -374,7 +387,7 @@ class CommsActor:
             self.counters.replies_undecodable += 1
             return None, exc
 
-    def _take_hello(self, event: FrameFields | OversizedFrame) -> None:
+    def _take_hello(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
         frame_id = event[0] if isinstance(event, tuple) else event.id
         if frame_id != 0:
             raise RemoteProtocolError(f"expected the peer's hello (a response with id 0), got id {frame_id}")

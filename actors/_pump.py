@@ -2,7 +2,7 @@
 
 Both ends of a channel use it: the requester's actor and the responder. The reader
 feeds every received chunk to a sans-IO :class:`~channel.FrameDecoder` and hands
-each frame (or :class:`~channel.OversizedFrame`) to its owner before it reads again.
+each frame (or :class:`~channel.OversizedFrame` / :class:`~channel.RejectedFrame`) to its owner before it reads again.
 
 Writes take whole batches from the owner's ``next_batch`` and are made by one code
 path, :meth:`FramePump._send_ready`, always on the owner's trio thread:
@@ -42,6 +42,7 @@ from channel import (
     FrameDecoder,
     FrameFields,
     OversizedFrame,
+    RejectedFrame,
     RemoteProtocolError,
 )
 from channel._frames import FrameT
@@ -99,7 +100,7 @@ class FramePump(Generic[FrameT]):
 
     async def read_frames(
         self,
-        on_frame: Callable[[FrameFields | OversizedFrame], None],
+        on_frame: Callable[[FrameFields | OversizedFrame | RejectedFrame], None],
         *,
         after_read: Callable[[], None] | None = None,
         before_frame: Callable[[], Awaitable[None]] | None = None,
@@ -107,7 +108,8 @@ class FramePump(Generic[FrameT]):
         """Read and decode until the stream ends; return why it ended (see the module).
 
         Every frame of one read is handed to ``on_frame``, as the decoder's
-        :meth:`~channel.FrameDecoder.next_fields` tuple (or an ``OversizedFrame``),
+        :meth:`~channel.FrameDecoder.next_fields` tuple (or an ``OversizedFrame`` or
+        ``RejectedFrame``, which fail alone),
         before the next read, then
         ``after_read`` runs once. ``before_frame``, if given, is awaited before each
         frame: the responder waits there for room among its handlers, which is the

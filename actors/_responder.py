@@ -26,6 +26,7 @@ from channel import (
     FrameFields,
     MessageDecodeError,
     OversizedFrame,
+    RejectedFrame,
     RemoteProtocolError,
     RequestFrame,
     pack_error_body,
@@ -71,7 +72,12 @@ class _Responder:
         self.running = 0
         self.cancelled = 0
 
-    def on_frame(self, event: FrameFields | OversizedFrame) -> None:
+    def on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
+        if type(event) is RejectedFrame:
+            self._handler_room.release()
+            log.warning("request frame %d refused: %s", event.id, event.reason)
+            self.pump.queue(response_bytes(event.id, None, pack_error_body(event.decode_error())))
+            return
         if type(event) is OversizedFrame:
             self._handler_room.release()
             log.warning("request frame %d of %d bytes is over max_frame_size=%d: answered FRAME_TOO_LARGE",

@@ -11,12 +11,15 @@
     message = codec.decode(frame.body)    # GetVariable(key='k')
 """
 
+from ._decoder import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
 from ._decoder import END_OF_STREAM as END_OF_STREAM
 from ._decoder import NEED_DATA as NEED_DATA
 from ._decoder import DecoderEvent as DecoderEvent
 from ._decoder import FrameDecoder as FrameDecoder
 from ._decoder import FrameFields as FrameFields
 from ._decoder import OversizedFrame as OversizedFrame
+from ._decoder import RejectedFrame as RejectedFrame
+from ._decoder import max_containers as max_containers
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body
@@ -51,6 +54,7 @@ from ._messages import reply_type_of as reply_type_of
 from ._util import fixup_module_metadata as _fixup_module_metadata
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_SIZE",
     "END_OF_STREAM",
     "ERROR_RESPONSE_TYPE",
@@ -71,6 +75,7 @@ __all__ = [
     "MessageError",
     "OversizedFrame",
     "ProtocolError",
+    "RejectedFrame",
     "RemoteProtocolError",
     "Request",
     "RequestFrame",
@@ -80,6 +85,7 @@ __all__ = [
     "encode_frame",
     "error_body",
     "frame_head",
+    "max_containers",
     "max_request_body",
     "message_type_of",
     "pack_error_body",

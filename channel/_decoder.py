@@ -13,7 +13,14 @@ from typing import Any, Final, Generic, Literal, NoReturn
 import attrs
 import msgpack
 
-from ._errors import ErrorReply, FrameTooLarge, LocalProtocolError, RemoteProtocolError, TruncatedFrame
+from ._errors import (
+    ErrorReply,
+    FrameTooLarge,
+    LocalProtocolError,
+    MessageDecodeError,
+    RemoteProtocolError,
+    TruncatedFrame,
+)
 from ._frames import (
     _FIXARRAY,
     _LENGTH,
@@ -26,10 +33,87 @@ from ._frames import (
     ResponseFrame,
     _trusted,
 )
+from ._util import clip
 
-__all__ = ["END_OF_STREAM", "NEED_DATA", "DecoderEvent", "FrameDecoder", "FrameFields", "OversizedFrame"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "END_OF_STREAM",
+    "NEED_DATA",
+    "DecoderEvent",
+    "FrameDecoder",
+    "FrameFields",
+    "OversizedFrame",
+    "RejectedFrame",
+    "max_containers",
+]
 
 _unpackb: Final = msgpack.unpackb
+
+DEFAULT_MAX_DEPTH: Final = 32
+"""How deep a frame's body, carrier or error may nest by default: the map itself is
+level 1, a map or array inside it level 2, and so on."""
+
+_PLAIN_UNPACK_MAX: Final = 64 * 1024
+"""Frames up to this size are unpacked at once; larger ones with a container budget.
+
+A frame of ``n`` bytes decodes to at most ~80 ``n`` bytes of Python objects (an
+empty map is one byte on the wire and 64 in memory): 5 MiB for a frame of this
+size, so only larger frames need the budget's hooks."""
+
+
+def max_containers(frame_size: int) -> int:
+    """The most maps and arrays a frame of ``frame_size`` bytes may hold.
+
+    One per 16 bytes, plus 1,024: generous for real messages, whose maps have keys,
+    while a frame of nothing but empty maps (one byte each on the wire, 64 in
+    memory) is refused long before it costs 80 times its size.
+    """
+    return 1024 + frame_size // 16
+
+
+class _TooManyContainers(Exception):
+    pass
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _budgeted_unpack(payload: memoryview | bytes, budget: int, **options: Any) -> Any:
+    """``msgpack.unpackb`` that stops as soon as more than ``budget`` maps and arrays
+    have been built (msgpack calls the hooks as each one is finished), so memory
+    stays within a small multiple of the frame's size."""
+    left = budget
+
+    def count(container: Any) -> Any:
+        nonlocal left
+        left -= 1
+        if left < 0:
+            raise _TooManyContainers
+        return container
+
+    return _unpackb(payload, list_hook=count, object_hook=count, **options)
+
+
+def _check_depth(value: dict[str, Any] | None, max_depth: int) -> None:
+    """Raise _TooDeep if ``value`` (a body, carrier or error map) nests deeper than
+    ``max_depth``; iterative, so it cannot itself run out of stack."""
+    if value is None:
+        return
+    for item in value.values():
+        if type(item) is dict or type(item) is list:
+            break
+    else:
+        return  # the common case: a map of scalars
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > max_depth:
+            raise _TooDeep
+        items = container.values() if type(container) is dict else container
+        for item in items:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, depth + 1))
 
 # msgpack's unsigned int markers and the bytes that follow each.
 _UINT_WIDTHS: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
@@ -85,6 +169,31 @@ class OversizedFrame:
         )
 
 
+@attrs.frozen(kw_only=True)
+class RejectedFrame:
+    """What :meth:`FrameDecoder.next_frame` returns for a whole, well-framed frame
+    whose id could be read but whose contents are refused: it fails alone.
+
+    The stream stays in sync (the length prefix said where the next frame starts),
+    so only this frame's request or reply fails, as a body that does not decode
+    does. A frame is refused when it nests deeper than ``max_depth``, holds more
+    maps and arrays than :func:`max_containers` allows for its size, or carries a
+    string that is not UTF-8 or a timestamp out of ``datetime``'s range.
+    """
+
+    id: int
+    """The refused frame's id."""
+    reason: str
+    """Why it was refused, in a few words (never the peer's value itself)."""
+    offset: int
+    """The stream offset of its length prefix."""
+
+    def decode_error(self) -> MessageDecodeError:
+        """The error its caller gets, or that answers its request: a
+        :class:`~channel.MessageDecodeError` at ``$`` with :attr:`reason`."""
+        return MessageDecodeError(None, "$", self.reason)
+
+
 class FrameDecoder(Generic[FrameT]):
     """Turns bytes, in any chunking, into frames. Sans-IO, in the style of h11.
 
@@ -109,20 +218,33 @@ class FrameDecoder(Generic[FrameT]):
       and head if ``max_frame_size`` is under 10) stays buffered;
     - frames are parsed in place, so many frames in one chunk cost no copy each;
     - after any error the decoder is failed for good and raises that same error
-      again on every later :meth:`next_frame`, like an h11 connection in ERROR.
+      again on every later :meth:`next_frame`, like an h11 connection in ERROR;
+    - decoding is total and bounded: any bytes give frames, events or the errors
+      listed under :meth:`next_frame`, never another exception. A frame's body,
+      carrier or error nests at most ``max_depth`` levels, and a frame holds at
+      most :func:`max_containers` maps and arrays for its size, so it decodes to
+      at most about 20 times its size in Python objects; a well-framed frame over
+      either bound, or with a string that is not UTF-8 or a timestamp out of
+      range, comes out as a :class:`RejectedFrame` that fails alone.
 
     Args:
         frame_type: :class:`RequestFrame` to decode requests (a responder),
             :class:`ResponseFrame` to decode responses (a requester).
         max_frame_size: the largest length prefix accepted, in bytes.
+        max_depth: how deep a body, carrier or error may nest (the map itself is
+            level 1); deeper frames are rejected alone.
 
     Raises:
-        ValueError: ``max_frame_size`` is not a positive int, or ``frame_type`` is
-            neither frame class.
+        ValueError: ``max_frame_size`` is not a positive int, ``max_depth`` is not
+            an int in 1..512, or ``frame_type`` is neither frame class.
     """
 
     def __init__(
-        self, frame_type: type[FrameT], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+        self,
+        frame_type: type[FrameT],
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if frame_type is RequestFrame:
             self._arities: tuple[int, ...] = (2, 3)
@@ -132,8 +254,11 @@ class FrameDecoder(Generic[FrameT]):
             raise ValueError(f"frame_type must be RequestFrame or ResponseFrame, not {frame_type!r}")
         if type(max_frame_size) is not int or not 0 < max_frame_size <= _MAX_LENGTH:
             raise ValueError(f"max_frame_size must be an int in 1..2**32-1, not {max_frame_size!r}")
+        if type(max_depth) is not int or not 1 <= max_depth <= 512:
+            raise ValueError(f"max_depth must be an int in 1..512, not {max_depth!r}")
         self._frame_type: type[FrameT] = frame_type
         self._max_frame_size = max_frame_size
+        self._max_depth = max_depth
         self._buffer = bytearray()
         self._pos = 0  # start of the first unparsed frame in _buffer
         self._consumed = 0  # stream offset of _buffer[0]
@@ -190,12 +315,15 @@ class FrameDecoder(Generic[FrameT]):
 
     def next_frame(
         self,
-    ) -> FrameT | OversizedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
-        """Return the next whole frame, an :class:`OversizedFrame`, or an event.
+    ) -> FrameT | OversizedFrame | RejectedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+        """Return the next whole frame, an :class:`OversizedFrame` or
+        :class:`RejectedFrame`, or an event.
 
         Returns:
             A frame; an :class:`OversizedFrame` (a frame over ``max_frame_size``
-            whose id was read; its bytes are being skipped); :data:`NEED_DATA`; or
+            whose id was read; its bytes are being skipped); a
+            :class:`RejectedFrame` (a whole frame whose id was read but whose
+            contents are refused, see the class); :data:`NEED_DATA`; or
             :data:`END_OF_STREAM` once the stream has ended between two frames.
 
         Raises:
@@ -215,7 +343,7 @@ class FrameDecoder(Generic[FrameT]):
 
     def next_fields(
         self,
-    ) -> FrameFields | OversizedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+    ) -> FrameFields | OversizedFrame | RejectedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
         """As :meth:`next_frame`, with a frame as the tuple of its checked fields.
 
         A request comes as ``(id, body, context_carrier)``, a response as
@@ -235,7 +363,7 @@ class FrameDecoder(Generic[FrameT]):
             if len(buffer) >= start:
                 (length,) = _LENGTH.unpack_from(buffer, pos)
                 end = start + length
-                if 0 < length <= self._max_frame_size and end <= len(buffer):
+                if 0 < length <= _PLAIN_UNPACK_MAX and length <= self._max_frame_size and end <= len(buffer):
                     try:
                         value = _unpackb(buffer[start:end], timestamp=3, strict_map_key=False)
                     except Exception:  # garbage: the careful path names it
@@ -250,13 +378,19 @@ class FrameDecoder(Generic[FrameT]):
                             and (second is None or type(second) is dict)
                             and (third is None or type(third) is dict)
                         ):
+                            try:
+                                _check_depth(second, self._max_depth)
+                                _check_depth(third, self._max_depth)
+                            except _TooDeep:
+                                self._pos = end
+                                return self._too_deep(frame_id, pos)
                             self._pos = end
                             return (frame_id, second, third)
         return self._next_checked()
 
     def _next_checked(
         self,
-    ) -> FrameFields | OversizedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
+    ) -> FrameFields | OversizedFrame | RejectedFrame | Literal[DecoderEvent.NEED_DATA, DecoderEvent.END_OF_STREAM]:
         if self._error is not None:
             raise self._error
         if self._skipping:
@@ -273,8 +407,9 @@ class FrameDecoder(Generic[FrameT]):
                 self._fail(RemoteProtocolError("zero-length frame", offset=self._consumed + pos))
             end = pos + 4 + length
             if end <= len(buffer):
-                self._parse(pos + 4, end)  # raises: the fast path took every good frame
-                raise AssertionError("a well-formed frame reached the careful path")
+                event = self._parse(pos + 4, end)  # or raises
+                self._pos = end
+                return event
         if not self._eof:
             return NEED_DATA
         if available:
@@ -324,14 +459,34 @@ class FrameDecoder(Generic[FrameT]):
             return None
         return int.from_bytes(head[2 : 2 + width], "big")
 
-    def _parse(self, start: int, end: int) -> None:
-        """Raise the precise error for a whole frame the fast path rejected."""
+    def _parse(self, start: int, end: int) -> FrameFields | RejectedFrame:
+        """Decode a whole frame the fast path did not take: a large one (under a
+        container budget), one to refuse alone, or one to raise the precise error for."""
         offset = self._consumed + start - 4
+        length = end - start
+        budget = max_containers(length)
         with memoryview(self._buffer) as view, view[start:end] as payload:
             try:
-                value = msgpack.unpackb(payload, timestamp=3, strict_map_key=False)
+                value = _budgeted_unpack(payload, budget, timestamp=3, strict_map_key=False)
+            except _TooManyContainers:
+                return self._refuse(payload, offset, f"more than {budget} maps and arrays in a frame of {length} bytes")
+            except msgpack.StackError:
+                return self._refuse(payload, offset, f"nested deeper than max_depth={self._max_depth}")
             except Exception as exc:  # msgpack raises a zoo of types for garbage
-                self._fail(RemoteProtocolError(f"frame is not one msgpack value: {exc!r}", offset=offset))
+                # Framed well but for one value (a string that is not UTF-8, a
+                # timestamp out of range)? Then it fails alone, like a bad body.
+                # Never format the exception's repr: ExtraData's holds the value.
+                why = f"{type(exc).__name__}: {clip(str(exc), 200)}"
+                try:
+                    lenient = _budgeted_unpack(
+                        payload, budget, timestamp=0, strict_map_key=False, unicode_errors="surrogateescape"
+                    )
+                except Exception:
+                    lenient = None
+                frame_id = self._id_of(lenient)
+                if frame_id is None:
+                    self._fail(RemoteProtocolError(f"frame is not one msgpack value: {why}", offset=offset))
+                return RejectedFrame(id=frame_id, reason=f"a value in the frame does not decode: {why}", offset=offset)
         if type(value) is not list:
             self._fail(
                 RemoteProtocolError(f"frame is a msgpack {type(value).__name__}, not an array", offset=offset)
@@ -344,17 +499,45 @@ class FrameDecoder(Generic[FrameT]):
                     offset=offset,
                 )
             )
+        frame_id = value[0]
+        body = value[1] if len(value) > 1 else None
+        third = value[2] if len(value) > 2 else None
         try:
             if self._frame_type is RequestFrame:
-                RequestFrame(id=value[0], body=value[1], context_carrier=value[2] if len(value) > 2 else None)
+                RequestFrame(id=frame_id, body=body, context_carrier=third)
             else:
-                ResponseFrame(
-                    id=value[0],
-                    body=value[1] if len(value) > 1 else None,
-                    error=value[2] if len(value) > 2 else None,
-                )
+                ResponseFrame(id=frame_id, body=body, error=third)
         except LocalProtocolError as exc:
             self._fail(RemoteProtocolError(str(exc), offset=offset))
+        try:
+            _check_depth(body, self._max_depth)
+            _check_depth(third, self._max_depth)
+        except _TooDeep:
+            return RejectedFrame(id=frame_id, reason=f"nested deeper than max_depth={self._max_depth}", offset=offset)
+        return (frame_id, body, third)
+
+    def _id_of(self, value: Any) -> int | None:
+        """The id of an unpacked frame of the right shape, else ``None``."""
+        if type(value) is not list or len(value) not in self._arities:
+            return None
+        frame_id = value[0]
+        if type(frame_id) is not int or not 0 <= frame_id < 2**64:
+            return None
+        if any(field is not None and type(field) is not dict for field in value[1:]):
+            return None
+        return frame_id
+
+    def _refuse(self, payload: memoryview, offset: int, reason: str) -> RejectedFrame:
+        """Refuse a whole frame alone if its head names its id; else the stream is bad."""
+        frame_id = self._read_head(bytes(payload[:_MAX_HEAD]))
+        if not isinstance(frame_id, int):
+            self._fail(RemoteProtocolError(f"frame without a readable id: {reason}", offset=offset))
+        return RejectedFrame(id=frame_id, reason=reason, offset=offset)
+
+    def _too_deep(self, frame_id: int, pos: int) -> RejectedFrame:
+        return RejectedFrame(
+            id=frame_id, reason=f"nested deeper than max_depth={self._max_depth}", offset=self._consumed + pos
+        )
 
     def _fail(self, error: RemoteProtocolError) -> NoReturn:
         self._error = error

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from ._errors import ErrorReply, MessageDecodeError, MessageEncodeError
 from ._frames import pack_value
+from ._util import clip, short_repr
 
 __all__ = ["ERROR_RESPONSE_TYPE", "GENERIC_ERROR", "error_body", "pack_error_body", "read_error_body"]
 
@@ -33,15 +34,17 @@ def error_body(error: BaseException) -> dict[str, Any]:
         code, detail = error.code, error.detail
     elif isinstance(error, MessageDecodeError):
         code = GENERIC_ERROR
+        # Its parts may echo a peer's tag and keys: bounded, so an answer never grows
+        # with what the peer sent.
         detail = {
             "error_type": "MessageDecodeError",
-            "message_type": error.message_type,
-            "path": error.path,
-            "reason": error.reason,
+            "message_type": None if error.message_type is None else clip(error.message_type, 100),
+            "path": clip(error.path, 200),
+            "reason": clip(error.reason, 300),
         }
     else:
         code = GENERIC_ERROR
-        detail = {"error_type": type(error).__qualname__, "message": str(error)}
+        detail = {"error_type": type(error).__qualname__, "message": clip(str(error), 1000)}
     return {"type": ERROR_RESPONSE_TYPE, "error": code, "detail": detail}
 
 
@@ -53,7 +56,7 @@ def pack_error_body(error: BaseException) -> bytes:
         return pack_value(error_body(error))
     except MessageEncodeError:
         code = error.code if isinstance(error, ErrorReply) else GENERIC_ERROR
-        detail = {"error_type": type(error).__qualname__, "message": str(error)}
+        detail = {"error_type": type(error).__qualname__, "message": clip(str(error), 1000)}
         return pack_value({"type": ERROR_RESPONSE_TYPE, "error": code, "detail": detail})
 
 
@@ -72,12 +75,12 @@ def read_error_body(error: object) -> tuple[str, dict[str, Any] | None]:
         raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$", f"error is a {type(error).__name__}, not a map")
     tag = error.get("type", ERROR_RESPONSE_TYPE)
     if tag != ERROR_RESPONSE_TYPE:
-        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.type", f"expected {ERROR_RESPONSE_TYPE!r}, got {tag!r}")
+        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.type", f"expected {ERROR_RESPONSE_TYPE!r}, got {short_repr(tag)}")
     code = error.get("error")
     if type(code) is int:
         code = str(code)
     if type(code) is not str or not code:
-        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.error", f"error code must be a non-empty str, got {code!r}")
+        raise MessageDecodeError(ERROR_RESPONSE_TYPE, "$.error", f"error code must be a non-empty str, got {short_repr(code)}")
     detail = error.get("detail")
     if detail is not None and type(detail) is not dict:
         raise MessageDecodeError(

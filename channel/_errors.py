@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._util import clip, short_repr
+
 __all__ = [
     "ErrorReply",
     "FrameTooLarge",
@@ -126,7 +128,10 @@ class MessageDecodeError(MessageError, ValueError):
     """
 
     def __init__(self, message_type: str | None, path: str, reason: str) -> None:
-        super().__init__(f"cannot decode {message_type or 'message'} at {path}: {reason}")
+        # A peer chose the tag, and the path may hold its keys: the text stays short.
+        super().__init__(
+            f"cannot decode {clip(message_type or 'message', 100)} at {clip(path, 200)}: {clip(reason, 300)}"
+        )
         self.message_type = message_type
         self.path = path
         self.reason = reason
@@ -145,7 +150,9 @@ class ErrorReply(Exception):
 
     def __init__(self, code: str, detail: Mapping[str, Any] | None = None) -> None:
         if not isinstance(code, str) or not code:
-            raise TypeError(f"error code must be a non-empty str, not {code!r}")
-        super().__init__(code if detail is None else f"{code}: {dict(detail)!r}")
+            raise TypeError(f"error code must be a non-empty str, not {short_repr(code)}")
+        # The code and detail may come from a peer: the text stays short and a deeply
+        # nested detail cannot make formatting it raise RecursionError.
+        super().__init__(clip(code, 100) if detail is None else f"{clip(code, 100)}: {short_repr(dict(detail))}")
         self.code = code
         self.detail: dict[str, Any] | None = None if detail is None else dict(detail)

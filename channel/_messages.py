@@ -25,6 +25,7 @@ from cattrs.preconf.msgpack import make_converter
 
 from ._errors import MessageDecodeError, MessageEncodeError
 from ._frames import PACKED_NIL, pack_value
+from ._util import short_repr
 
 __all__ = ["TAG_KEY", "Codec", "Request", "message_type_of", "reply_type_of"]
 
@@ -338,7 +339,7 @@ class Codec:
             raise MessageDecodeError(None, f"$.{TAG_KEY}", f"the type tag is {reason}")
         cls = self._classes.get(tag)
         if cls is None:
-            raise MessageDecodeError(tag, f"$.{TAG_KEY}", f"unknown message type {tag!r}")
+            raise MessageDecodeError(tag, f"$.{TAG_KEY}", f"unknown message type {short_repr(tag)}")
         try:
             return self._structure[cls](body, cls)
         except Exception:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
-__all__ = ["NoPublicConstructor", "fixup_module_metadata"]
+__all__ = ["NoPublicConstructor", "clip", "fixup_module_metadata", "short_repr"]
 
 
 def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
@@ -47,3 +48,28 @@ class NoPublicConstructor(type):
 
     def _create(cls, *args: Any, **kwargs: Any) -> Any:
         return super().__call__(*args, **kwargs)
+
+
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxdict = 6
+_short.maxlist = 6
+_short.maxtuple = 6
+_short.maxset = 6
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlong = 40
+
+
+def short_repr(value: object) -> str:
+    """A repr of a peer's value that is safe to put in an error message: at most a
+    few hundred characters and three levels deep, however large or deeply nested
+    ``value`` is (a plain ``repr`` of a deep value raises ``RecursionError``)."""
+    return _short.repr(value)
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
