@@ -33,6 +33,8 @@ from ._context import current_request as current_request
 from ._errors import ChannelClosed as ChannelClosed
 from ._errors import HelloTimeout as HelloTimeout
 from ._errors import LoopThreadError as LoopThreadError
+from ._errors import PeerNotAnswering as PeerNotAnswering
+from ._errors import PeerNotReading as PeerNotReading
 from ._errors import PeerUnresponsive as PeerUnresponsive
 from ._errors import RemoteError as RemoteError
 from ._errors import ReplyTooLarge as ReplyTooLarge
@@ -68,6 +70,8 @@ __all__ = [
     "MessageDecodeError",
     "MessageEncodeError",
     "MessageError",
+    "PeerNotAnswering",
+    "PeerNotReading",
     "PeerUnresponsive",
     "ProtocolError",
     "RemoteError",

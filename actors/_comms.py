@@ -35,7 +35,7 @@ from channel import (
     read_error_body,
 )
 
-from ._errors import PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
+from ._errors import PeerNotAnswering, PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
 from ._inbox import Inbox
 from ._pump import MAX_WRITE_BATCH, FramePump
 from ._slots import ReplySlot, WakeBatch, flush_wakeups
@@ -64,9 +64,13 @@ class CommsActor:
         max_unanswered: int,
         max_frame_size: int,
         expect_hello: bool,
+        stall_timeout: float,
     ) -> None:
         self._stream = stream
-        self._pump = FramePump(stream, ResponseFrame, max_frame_size=max_frame_size, next_batch=self._next_batch)
+        self._pump = FramePump(
+            stream, ResponseFrame, max_frame_size=max_frame_size, next_batch=self._next_batch,
+            stall_timeout=stall_timeout,
+        )
         self.codec = codec
         self._reply_types = codec.reply_types if codec.reply_types else None
         self.max_in_flight = max_in_flight
@@ -230,7 +234,7 @@ class CommsActor:
         self._abandoned_in_flight[frame_id] = now
         if len(self._abandoned_in_flight) > self.max_unanswered:
             oldest = next(iter(self._abandoned_in_flight.values()))
-            self.close(PeerUnresponsive(len(self._abandoned_in_flight), now - oldest, self.max_unanswered))
+            self.close(PeerNotAnswering(len(self._abandoned_in_flight), now - oldest, self.max_unanswered))
             return
         if self._awaiting_admission:
             self._admit_waiting()

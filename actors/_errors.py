@@ -10,7 +10,7 @@ The wire layer's errors (``channel.ProtocolError`` and its kin) are re-exported 
 
 :class:`PeerUnresponsive` is never raised to a caller directly: it is the cause of
 the ``ChannelClosed`` that every call sees once the peer has left too many requests
-unanswered. :class:`ReplyTooLarge` is the :class:`RemoteError` of a call whose reply
+unanswered (:class:`PeerNotAnswering`) or stopped reading (:class:`PeerNotReading`). :class:`ReplyTooLarge` is the :class:`RemoteError` of a call whose reply
 was over our ``max_frame_size``.
 """
 
@@ -24,6 +24,8 @@ from channel import ErrorReply
 __all__ = [
     "ChannelClosed",
     "LoopThreadError",
+    "PeerNotAnswering",
+    "PeerNotReading",
     "PeerUnresponsive",
     "RemoteError",
     "ReplyTooLarge",
@@ -40,8 +42,10 @@ class ChannelClosed(Exception):
     - ``EOFError``: the peer closed its end of the stream;
     - ``trio.BrokenResourceError`` or ``OSError``: the socket failed;
     - ``channel.RemoteProtocolError``: the peer sent bytes that are not a frame;
-    - :class:`PeerUnresponsive`: more than ``max_unanswered`` requests whose callers
-      gave up are still unanswered: the peer has stopped answering;
+    - :class:`PeerUnresponsive`: the peer stopped taking part, either
+      :class:`PeerNotAnswering` (more than ``max_unanswered`` requests whose callers
+      gave up are still unanswered) or :class:`PeerNotReading` (no byte of a
+      waiting request could be written for the channel's stall bound);
     - ``trio.ClosedResourceError``: our own code closed it (``aclose()``, or leaving
       ``open_comms`` / ``comms_in_thread``).
 
@@ -130,6 +134,15 @@ class HelloTimeout(RequestTimeout):
 
 
 class PeerUnresponsive(Exception):
+    """Why a channel closed when its peer stopped taking part: never raised to a
+    caller directly, it is the cause of the ``ChannelClosed`` every call then sees.
+
+    Catch it to handle both kinds: :class:`PeerNotAnswering` (written requests
+    stay unanswered) and :class:`PeerNotReading` (nothing more can be written).
+    """
+
+
+class PeerNotAnswering(PeerUnresponsive):
     """Why a channel closed when its peer stopped answering.
 
     A call whose caller gave up (deadline or cancel) after its request was written
@@ -151,6 +164,21 @@ class PeerUnresponsive(Exception):
         self.unanswered = unanswered
         self.oldest_age = oldest_age
         self.max_unanswered = max_unanswered
+
+
+class PeerNotReading(PeerUnresponsive):
+    """Why a channel (or ``serve``) ended when its peer stopped reading.
+
+    Raised when bytes were waiting to be written and the peer read none of them for
+    :attr:`stalled_for` seconds (the socket stayed full): a peer that never reads
+    would otherwise hold the writer, and everything queued behind it, forever.
+    :attr:`unwritten` is how many bytes were still waiting.
+    """
+
+    def __init__(self, unwritten: int, stalled_for: float) -> None:
+        super().__init__(f"peer stopped reading: {unwritten} bytes unwritten after {stalled_for:g} s without progress")
+        self.unwritten = unwritten
+        self.stalled_for = stalled_for
 
 
 class LoopThreadError(RuntimeError):

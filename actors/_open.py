@@ -12,7 +12,7 @@ from channel import DEFAULT_MAX_FRAME_SIZE, Codec
 from ._comms import CommsActor
 from ._errors import HelloTimeout, closed_error
 from ._handle import Comms
-from ._options import check_limits, check_timeout
+from ._options import check_limits, check_timeout, stall_timeout_for
 from ._state import ChannelState
 
 __all__ = ["open_comms"]
@@ -51,7 +51,10 @@ async def open_comms(
         max_unanswered: most written requests whose callers gave up while their
             replies are still due (default: ``max_in_flight``). One more, and the
             peer counts as unresponsive: the channel closes with
-            :class:`~actors.PeerUnresponsive` as the cause.
+            :class:`~actors.PeerNotAnswering` as the cause. Likewise a peer that
+            reads none of our waiting bytes for twice ``timeout`` (at least 10 s;
+            30 s without a timeout) has stopped reading: the channel closes with
+            :class:`~actors.PeerNotReading`.
         max_frame_size: largest frame accepted from the peer (a larger reply fails
             only its caller), and largest request sent.
         expect_hello: the peer's first frame is an unsolicited response with id 0
@@ -75,6 +78,7 @@ async def open_comms(
         max_unanswered=max_unanswered,
         max_frame_size=max_frame_size,
         expect_hello=expect_hello,
+        stall_timeout=stall_timeout_for(default_timeout),
     )
     # The actor never raises into this nursery. An exception from the hello wait or
     # from the host's own block is kept out of it too, and re-raised after, so the

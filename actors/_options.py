@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_limits", "check_timeout"]
+__all__ = ["check_limits", "check_timeout", "stall_timeout_for"]
 
 
 def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
@@ -34,3 +34,12 @@ def check_limits(max_in_flight: int, max_unanswered: int | None, hello_timeout: 
         raise ValueError(f"max_unanswered must be an int >= 1, not {max_unanswered!r}")
     check_timeout(hello_timeout, "hello_timeout")
     return max_unanswered
+
+
+def stall_timeout_for(timeout: float | None) -> float:
+    """How long a channel's writes may make no progress before the peer counts as
+    not reading (:class:`~actors.PeerNotReading`): twice the default call
+    ``timeout`` but at least 10 s, or 30 s for a channel without one. By then every
+    call waiting behind those bytes has timed out, so the channel is of no use
+    open; twice, so a peer only briefly slower than the deadline is not closed on."""
+    return 30.0 if timeout is None else max(10.0, 2 * timeout)

@@ -20,7 +20,9 @@ One policy for what ends a stream, on both ends:
 - the peer closed its side between frames: ``EOFError``;
 - the peer sent bytes that are not frames: the decoder's ``RemoteProtocolError``;
 - the stream failed (``trio.BrokenResourceError``, ``trio.ClosedResourceError``,
-  any ``OSError``): that error.
+  any ``OSError``): that error;
+- bytes were waiting and the peer read none of them for ``stall_timeout``:
+  :class:`~actors.PeerNotReading`.
 
 The loops *return* that cause instead of raising it, so each owner decides what
 the end means (the actor closes the channel with it; the responder drains and
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic
 
@@ -47,6 +50,7 @@ from channel import (
 )
 from channel._frames import FrameT
 
+from ._errors import PeerNotReading
 from ._stream_io import StreamIO
 
 __all__ = ["STREAM_ERRORS", "FramePump"]
@@ -79,8 +83,12 @@ class FramePump(Generic[FrameT]):
         *,
         max_frame_size: int,
         next_batch: Callable[[], bytes | None] | None = None,
+        stall_timeout: float = math.inf,
     ) -> None:
         self.io = StreamIO(stream)
+        self._stall_timeout = stall_timeout
+        self._bytes_queued = 0  # given to queue(), for unwritten_bytes
+        self._drained = trio.lowlevel.ParkingLot()  # tasks waiting in wait_unwritten_below
         self._next_batch = self.take_queued if next_batch is None else next_batch
         self._pass_end_writes = self.io.writes_now
         self.decoder: FrameDecoder[FrameT] = FrameDecoder(frame_type, max_frame_size=max_frame_size)
@@ -142,7 +150,24 @@ class FramePump(Generic[FrameT]):
     def queue(self, data: bytes) -> None:
         """Queue whole frames for the writer (owner's thread); see :meth:`data_ready`."""
         self._queued.append(data)
+        self._bytes_queued += len(data)
         self.data_ready()
+
+    @property
+    def unwritten_bytes(self) -> int:
+        """Bytes given to :meth:`queue` and not yet written (owners that use it)."""
+        return self._bytes_queued - self.bytes_sent
+
+    async def wait_unwritten_below(self, limit: int) -> None:
+        """Wait until at most ``limit`` queued bytes are unwritten: the backpressure
+        an owner that queues (the responder's replies) puts on its own reading."""
+        while self.unwritten_bytes > limit and self._write_error is None and self._writing:
+            await self._drained.park()
+
+    def _sent(self, count: int) -> None:
+        self.bytes_sent += count
+        if self._drained:
+            self._drained.unpark_all()
 
     def take_queued(self) -> bytes | None:
         """The default batch: everything :meth:`queue` has been given, joined."""
@@ -210,7 +235,7 @@ class FramePump(Generic[FrameT]):
                 self._write_error = exc
                 self.wake_writer()
                 return
-            self.bytes_sent += sent
+            self._sent(sent)
             if sent < len(data):
                 self._unsent = memoryview(data)[sent:]
                 self.wake_writer()
@@ -235,8 +260,9 @@ class FramePump(Generic[FrameT]):
         owner's :meth:`write_now`; this task only finishes a batch the socket took
         in part, waiting until it is writable. Otherwise this task writes every batch.
 
-        Returns ``None`` after :meth:`finish` once nothing is left, or the stream's
-        error if a write failed.
+        Returns ``None`` after :meth:`finish` once nothing is left, the stream's
+        error if a write failed, or :class:`~actors.PeerNotReading` if the peer read
+        none of a waiting batch for ``stall_timeout`` seconds.
         """
         self._writer = trio.lowlevel.current_task()
         self._token = trio.lowlevel.current_trio_token()
@@ -259,9 +285,15 @@ class FramePump(Generic[FrameT]):
                         continue
                 unsent = self._unsent
                 if unsent is not None:
-                    await self.io.send_all(unsent)
-                    self.bytes_sent += len(unsent)
+                    try:
+                        await self.io.send_all(unsent, stall_timeout=self._stall_timeout)
+                    except trio.TooSlowError:
+                        self._write_error = PeerNotReading(
+                            len(unsent) + sum(map(len, self._queued)), self._stall_timeout
+                        )
+                        continue
                     self._unsent = None
+                    self._sent(len(unsent))
                     continue
                 if self._finishing:
                     return None
@@ -270,6 +302,7 @@ class FramePump(Generic[FrameT]):
             return exc
         finally:
             self._writing = False
+            self._drained.unpark_all()
             if instrument is not None:
                 with contextlib.suppress(KeyError):  # trio drops an instrument that raised
                     trio.lowlevel.remove_instrument(instrument)

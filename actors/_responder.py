@@ -1,8 +1,9 @@
 """The responder: serve a stream of requests with an async handler, concurrently.
 
 One reader decodes requests and starts a handler task for each (at most
-``max_concurrency`` at once; the reader stops reading while that many run, which is
-the backpressure a flooding peer feels). Handlers pack their own replies; one writer
+``max_concurrency`` at once, and none while more than ``max_unwritten`` bytes of
+replies wait to be written; the reader stops reading meanwhile, which is the
+backpressure a flooding peer feels, whether it floods or never reads). Handlers pack their own replies; one writer
 sends every reply ready at that moment in one write, in completion order, so a slow
 handler holds up nobody else. Reader and writer are the same
 :class:`~actors._pump.FramePump` the requester's actor uses, with the same policy for
@@ -34,6 +35,7 @@ from channel import (
 )
 
 from ._context import RequestInfo, request_info
+from ._errors import PeerNotReading
 from ._pump import FramePump
 
 __all__ = ["Handler", "serve"]
@@ -62,8 +64,11 @@ class _Responder:
         max_concurrency: int,
         max_frame_size: int,
         incarnation: int | None,
+        max_unwritten: int,
+        stall_timeout: float,
     ) -> None:
-        self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size)
+        self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size, stall_timeout=stall_timeout)
+        self._max_unwritten = max_unwritten
         self._codec = codec
         self._handler = handler
         self._incarnation = incarnation
@@ -115,8 +120,16 @@ class _Responder:
             self.running -= 1
             self._handler_room.release()
 
-    async def run(self, drain_timeout: float, task_status: trio.TaskStatus[None]) -> RemoteProtocolError | None:
-        """Read, handle and write until the stream ends; return a protocol error, if any."""
+    async def room_for_a_request(self) -> None:
+        """Wait until a handler may start: one of ``max_concurrency`` is free and the
+        replies not yet written fit in ``max_unwritten`` bytes."""
+        await self._handler_room.acquire()
+        await self.pump.wait_unwritten_below(self._max_unwritten)
+
+    async def run(
+        self, drain_timeout: float, task_status: trio.TaskStatus[None]
+    ) -> RemoteProtocolError | PeerNotReading | None:
+        """Read, handle and write until the stream ends; return what to raise, if any."""
         pump = self.pump
         write_error: BaseException | None = None
         protocol_error: RemoteProtocolError | None = None
@@ -135,7 +148,7 @@ class _Responder:
                 async with trio.open_nursery() as handlers:
                     self._handlers = handlers
                     task_status.started()
-                    end = await pump.read_frames(self.on_frame, before_frame=self._handler_room.acquire)
+                    end = await pump.read_frames(self.on_frame, before_frame=self.room_for_a_request)
                     if isinstance(end, RemoteProtocolError):
                         # Kept, not returned here: the cancel would replace a return.
                         log.warning("peer sent a bad frame, closing: %s", end)
@@ -149,6 +162,9 @@ class _Responder:
                 pump.finish()
         if protocol_error is None and write_error is None and self.cancelled:
             log.warning("cancelled %d handlers still running %g s after the peer's end", self.cancelled, drain_timeout)
+        if protocol_error is None and isinstance(write_error, PeerNotReading):
+            log.warning("%s: stopped serving", write_error)
+            return write_error
         return protocol_error
 
 
@@ -162,6 +178,8 @@ async def serve(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     drain_timeout: float = 5.0,
     incarnation: int | None = None,
+    max_unwritten: int = 4 * 2**20,
+    stall_timeout: float = 30.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Answer the requests on ``stream`` with ``handler`` until the peer closes its side.
@@ -189,6 +207,10 @@ async def serve(
       detail giving the message type, field path and reason; never silence.
     - A request over ``max_frame_size`` whose id can be read is skipped unbuffered and
       answered ``FRAME_TOO_LARGE`` with both sizes in the detail.
+    - Replies are backpressured: while more than ``max_unwritten`` bytes of them
+      wait to be written, no handler starts and nothing is read, so a peer that
+      floods requests and never reads costs bounded memory. If it reads none of
+      them for ``stall_timeout`` seconds, serve ends with :class:`~actors.PeerNotReading`.
     - When the peer's stream ends (it closed its side, or the stream failed), reading
       stops; running handlers get ``drain_timeout`` seconds to finish and have their
       replies written (if the peer still reads), then the rest are cancelled and
@@ -206,15 +228,21 @@ async def serve(
         max_frame_size: largest request frame accepted.
         drain_timeout: seconds running handlers get after the peer's end.
         incarnation: reported by :func:`~actors.current_request` (a supervisor sets it).
+        max_unwritten: bytes of replies waiting to be written above which no more
+            requests are read or handled.
+        stall_timeout: seconds the peer may read none of our waiting replies.
         task_status: for ``nursery.start``: started once the responder is reading.
 
     Raises:
         RemoteProtocolError: the peer sent bytes that are not a frame (garbage, a
             zero-length frame, an oversized one whose id cannot be read, end of
             stream inside a frame); running handlers are cancelled and the stream closed.
+        PeerNotReading: replies were waiting and the peer read none of them for
+            ``stall_timeout`` seconds; running handlers are cancelled and the stream closed.
         TypeError: ``handler`` is not an ``async def`` function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).
-        ValueError: ``max_concurrency`` is not an int >= 1, or ``drain_timeout`` is negative.
+        ValueError: ``max_concurrency`` is not an int >= 1, ``drain_timeout`` is negative,
+            ``max_unwritten`` negative or ``stall_timeout`` not positive.
     """
     if not _is_async_callable(handler):
         raise TypeError(
@@ -224,16 +252,21 @@ async def serve(
         raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
     if not isinstance(drain_timeout, (int, float)) or not 0 <= drain_timeout <= math.inf:
         raise ValueError(f"drain_timeout must be a number of seconds >= 0, not {drain_timeout!r}")
+    if type(max_unwritten) is not int or max_unwritten < 0:
+        raise ValueError(f"max_unwritten must be an int >= 0, not {max_unwritten!r}")
+    if not isinstance(stall_timeout, (int, float)) or not 0 < stall_timeout <= math.inf:
+        raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall_timeout!r}")
     responder = _Responder(
-        stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size, incarnation=incarnation
+        stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size,
+        incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout,
     )
     try:
         if hello is not None:
             responder.pump.queue(response_bytes(0, codec.pack(hello)))
         log.debug("serving %r", stream)
-        protocol_error = await responder.run(drain_timeout, task_status)
+        error = await responder.run(drain_timeout, task_status)
     finally:
         await trio.aclose_forcefully(stream)
         log.debug("stopped serving %r", stream)
-    if protocol_error is not None:
-        raise protocol_error
+    if error is not None:
+        raise error

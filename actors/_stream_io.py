@@ -17,6 +17,7 @@ raises); the stream still belongs to its owner, who closes it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -38,17 +39,25 @@ class StreamIO:
             self._fd = stream.socket.fileno()
             self._received = bytearray(RECEIVE_SIZE)  # reused: no allocation per read
 
-    async def send_all(self, data: bytes | memoryview) -> None:
-        """Write all of ``data``, waiting only while the socket is full."""
+    async def send_all(self, data: bytes | memoryview, *, stall_timeout: float = math.inf) -> None:
+        """Write all of ``data``, waiting only while the socket is full.
+
+        Raises:
+            trio.TooSlowError: the peer read nothing for ``stall_timeout`` seconds
+                (on the fast path: the socket stayed full that long; on other
+                streams, whose progress is not visible, ``send_all`` took that long).
+        """
         if self._fd < 0:
-            await self._stream.send_all(data)
+            with trio.fail_after(stall_timeout):
+                await self._stream.send_all(data)
             return
         with memoryview(data) as view:
             while view:
                 try:
                     written = os.write(self._fd, view)
                 except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self._fd)
+                    with trio.fail_after(stall_timeout):  # each wait: any progress resets it
+                        await trio.lowlevel.wait_writable(self._fd)
                     continue
                 view = view[written:]
 

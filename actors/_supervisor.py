@@ -27,6 +27,7 @@ from trio_util import AsyncValue
 from channel import DEFAULT_MAX_FRAME_SIZE, Codec, ErrorReply, RemoteProtocolError
 from channel._util import NoPublicConstructor
 
+from ._errors import PeerNotReading
 from ._policy import Backoff, ExitRecord, Liveness, RestartIntensity
 from ._responder import Handler, serve
 from ._worker_status import RestartIntensityExceeded, SupervisorStatus, WorkerState
@@ -206,10 +207,15 @@ class Supervisor(metaclass=NoPublicConstructor):
                             stream, self._codec, handle, max_concurrency=self._max_concurrency,
                             hello=self._hello, max_frame_size=self._max_frame_size,
                             drain_timeout=0, incarnation=incarnation,
+                            stall_timeout=self._liveness.stuck_after,
                         )
                     except RemoteProtocolError as exc:
                         log.warning("worker incarnation %d sent garbage: %s", incarnation, exc)
                         declare("protocol error")
+                        return
+                    except PeerNotReading as exc:
+                        log.warning("worker incarnation %d %s", incarnation, exc)
+                        declare("stopped reading")
                         return
                     # Its end of the channel closed: it is exiting, most likely. Not
                     # healthy from now on; give the exit a moment to be the reason.

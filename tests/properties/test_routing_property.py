@@ -65,11 +65,11 @@ def test_late_replies_are_flushed_only_after_every_written_request_arrived(monke
 
     original = _stream_io.StreamIO.send_all
 
-    async def slow_send_all(self: _stream_io.StreamIO, data: bytes) -> None:
+    async def slow_send_all(self: _stream_io.StreamIO, data: bytes, **options: float) -> None:
         import trio
 
         await trio.sleep(0.1)  # fault injection: a loaded machine's writer, late to run
-        await original(self, data)
+        await original(self, data, **options)
 
     monkeypatch.setattr(_stream_io.StreamIO, "send_all", slow_send_all)
     # Every write through the writer task (no end-of-pass writes), so each is late.

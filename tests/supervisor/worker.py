@@ -7,21 +7,54 @@ heartbeats from its main loop every 50 ms, then misbehaves as its mode says.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 
+import msgpack
 import trio
 
 import actors
+from channel import RequestFrame, encode_frame
 from tests.supervisor.messages import CODEC, Heartbeat, Work
 
 BEAT = 0.05
 
 
+def raw_frame(frame_id: int, message: object) -> bytes:
+    return encode_frame(RequestFrame(id=frame_id, body=CODEC.encode(message)))
+
+
+def hostile(mode: str, fd: int) -> None:
+    """A worker that writes raw frames and never reads: heartbeats, then its attack."""
+    sock = socket.socket(fileno=os.dup(fd))
+    frame_id = 1
+    for beat in itertools.count():
+        batch = [raw_frame(frame_id, Heartbeat())]
+        frame_id += 1
+        if mode == "deep-frame" and beat == 3:
+            # 1 KiB nested ~1,000 deep plus a trailing byte: once killed a supervisor.
+            payload = b"\x91" * 1_000 + b"\xc0" + b"\x00"
+            batch.append(struct.pack(">I", len(payload)) + payload)
+        if mode == "deep-request" and beat == 3:
+            payload = b"\x92" + msgpack.packb(frame_id) + b"\x81\xa1a" + b"\x91" * 1_000 + b"\xc0"
+            batch.append(struct.pack(">I", len(payload)) + payload)
+            frame_id += 1
+        if mode == "no-read":  # a flood of requests whose replies it never reads
+            for _ in range(500):
+                batch.append(raw_frame(frame_id, Work(n=frame_id)))
+                frame_id += 1
+        sock.sendall(b"".join(batch))
+        time.sleep(BEAT)
+
+
 async def main(mode: str, fd: int) -> None:
+    if mode in ("deep-frame", "deep-request", "no-read"):
+        hostile(mode, fd)
     if mode == "garbage":
         sock = socket.socket(fileno=os.dup(fd))
         sock.sendall(b"\x00\x00\x00\x00")  # a zero-length frame: a protocol error
