@@ -13,9 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
@@ -30,6 +28,7 @@ from channel._util import NoPublicConstructor
 from ._errors import PeerNotReading
 from ._policy import Backoff, ExitRecord, Liveness, RestartIntensity
 from ._responder import Handler, serve
+from ._spawn import WorkerProcess, spawn_worker
 from ._worker_status import RestartIntensityExceeded, SupervisorStatus, WorkerState
 
 __all__ = ["Supervisor", "open_supervisor"]
@@ -61,8 +60,10 @@ class Supervisor(metaclass=NoPublicConstructor):
         max_concurrency: int,
         max_frame_size: int,
         fd: int,
+        own_process_group: bool,
     ) -> None:
         self._command = list(command)
+        self._own_process_group = own_process_group
         self._codec = codec
         self._handler = handler
         self._heartbeat = heartbeat
@@ -162,7 +163,9 @@ class Supervisor(metaclass=NoPublicConstructor):
         incarnation = self._incarnation
         ours, theirs = socket.socketpair()
         try:
-            process = await trio.lowlevel.open_process(self._command, **self._spawn_options(theirs))
+            process = await spawn_worker(
+                self._command, theirs.fileno(), target_fd=self._fd, own_group=self._own_process_group
+            )
         finally:
             theirs.close()
         self._pid = process.pid
@@ -252,17 +255,7 @@ class Supervisor(metaclass=NoPublicConstructor):
                 ours.close()
         return reason, process.returncode, running_since[0] if running_since else None
 
-    def _spawn_options(self, theirs: socket.socket) -> dict[str, Any]:
-        if self._fd == 0:
-            return {"stdin": theirs.fileno()}
-        child_fd, target = theirs.fileno(), self._fd
-
-        def place_fd() -> None:  # runs in the child between fork and exec
-            os.dup2(child_fd, target)
-
-        return {"pass_fds": (child_fd, target), "preexec_fn": place_fd, "stdin": subprocess.DEVNULL}
-
-    async def _stop(self, process: trio.Process) -> None:
+    async def _stop(self, process: WorkerProcess) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; SIGKILL at once if stopped (SIGSTOP)."""
         if _is_stopped(process.pid):
             process.kill()
@@ -303,6 +296,7 @@ async def open_supervisor(
     max_concurrency: int = 64,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     fd: int = 0,
+    own_process_group: bool = True,
 ) -> AsyncIterator[Supervisor]:
     """Run ``command`` as a supervised worker process for as long as the block runs.
 
@@ -332,6 +326,16 @@ async def open_supervisor(
       no more restarts, and :class:`RestartIntensityExceeded` is raised out of the block.
     - Leaving the block, however (normally, by cancellation, by KeyboardInterrupt),
       stops the worker with the same escalation: no orphan.
+    - Nothing outlives its parent. On Linux the worker gets SIGKILL from the kernel
+      if the supervisor's process dies (``PR_SET_PDEATHSIG``), even when it is
+      stopped or blocked. With ``own_process_group`` (the default) the worker leads
+      a process group of its own: every signal above goes to the group, and when
+      the worker exits on its own what is left of its group is killed, so its own
+      children die with it. Pass ``own_process_group=False`` to let its children
+      outlive it (they are then not signalled either). Children that start a new
+      session or group of their own, and the worker's children when the supervisor
+      itself is SIGKILLed (the kernel kills only the worker), are beyond this reach.
+      The worker inherits one copy of its socket, on fd 0 or ``fd``.
 
     Raises:
         RestartIntensityExceeded: the intensity limit tripped (the block is cancelled).
@@ -355,6 +359,7 @@ async def open_supervisor(
         max_concurrency=max_concurrency,
         max_frame_size=max_frame_size,
         fd=fd,
+        own_process_group=own_process_group,
     )
     failure: RestartIntensityExceeded | None = None
     error: BaseException | None = None

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -52,6 +53,17 @@ def hostile(mode: str, fd: int) -> None:
         time.sleep(BEAT)
 
 
+def count_socket_copies(inode: int) -> int:
+    """How many fds of this process are open on the socket with this ``inode``."""
+    copies = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            copies += os.fstat(int(name)).st_ino == inode
+        except OSError:
+            continue  # the listing's own fd, closed by now
+    return copies
+
+
 async def main(mode: str, fd: int) -> None:
     if mode in ("deep-frame", "deep-request", "no-read"):
         hostile(mode, fd)
@@ -68,7 +80,20 @@ async def main(mode: str, fd: int) -> None:
                 await trio.sleep(BEAT)
     async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5) as comms:
         print(f"worker {os.getpid()} hello={comms.hello}", file=sys.stderr, flush=True)
+        if mode.startswith("child-"):  # a child of its own, reported to the supervisor
+            child = subprocess.Popen(["sleep", "1000"])  # noqa: ASYNC220 - a fork, nothing to await
+            await comms.asend(Work(n=child.pid))
+        if mode == "fds":  # how many of its fds are the channel's socket (run with --fd N)
+            await comms.asend(Work(n=count_socket_copies(os.fstat(fd).st_ino)))
         async with trio.open_nursery() as nursery:
+            if mode == "tight-nursery":  # the supervisor may vanish mid-call, in any task
+
+                async def tight() -> None:
+                    while True:
+                        await comms.asend(Work(n=0))
+
+                for _ in range(4):
+                    nursery.start_soon(tight)
             if mode == "deadlock":
                 # Side tasks stay busy with other requests while the main loop is stuck.
                 async def busy() -> None:
@@ -83,10 +108,14 @@ async def main(mode: str, fd: int) -> None:
             while True:
                 await comms.asend(Heartbeat())
                 beats += 1
+                if mode == "tight":
+                    for _ in range(20):
+                        await comms.asend(Work(n=beats))
+                    continue
                 if beats == 3:
-                    if mode == "exit":
+                    if mode in ("exit", "child-exit"):
                         os._exit(3)
-                    if mode in ("block", "ignore-term"):
+                    if mode in ("block", "ignore-term", "child-block"):
                         time.sleep(1000)  # noqa: ASYNC251 - the point: sync code blocks the loop
                     if mode == "sigstop":
                         os.kill(os.getpid(), signal.SIGSTOP)
