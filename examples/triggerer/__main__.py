@@ -2,7 +2,10 @@
 
 Exits 0 only if every invariant held: each trigger ended exactly once, with the
 outcome its kind expects, no reply reached the wrong caller, and no runner process
-is left.
+is left. A store given with --db is resumed: started again on the same file, the
+job finishes the triggers a previous job left unfinished (even one that was
+SIGKILLed) and adds --triggers new ones only with --add. SIGINT and SIGTERM stop
+the runner and exit with 130 and 143; the store can then be resumed.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import logging
 import os
 import random
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -23,22 +27,33 @@ from .display import show_progress, summary
 from .job import Job, runner_command
 from .kinds import CHAOS_KINDS, FAILING_KINDS, KINDS
 from .messages import CODEC, Sync
-from .store import Store
+from .store import Store, StoreError
 from .web import serve_http
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m examples.triggerer", description=__doc__)
-    parser.add_argument("--triggers", type=int, default=1000)
-    parser.add_argument("--capacity", type=int, default=1000)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.triggerer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--triggers", type=int, default=1000,
+                        help="triggers to create in a new store (default: %(default)s)")
+    parser.add_argument("--add", action="store_true",
+                        help="add --triggers new triggers even though the store already has some")
+    parser.add_argument("--capacity", type=int, default=1000,
+                        help="most triggers the runner runs at once (default: %(default)s)")
     parser.add_argument("--chaos", action="store_true", help="kill, stop and block the runner")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--db", help="SQLite file (default: a fresh one in a temporary folder)")
-    parser.add_argument("--http", default="127.0.0.1:0", help="HOST:PORT for /health and /metrics")
-    parser.add_argument("--runner", choices=("trio", "asyncio"), default="trio")
-    parser.add_argument("--stuck-after", type=float, default=2.0)
-    parser.add_argument("--trigger-timeout", type=float, default=3.0, help="a trigger's own deadline")
-    parser.add_argument("--max-restarts", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the trigger mix and the chaos (default: %(default)s)")
+    parser.add_argument("--db", help="the SQLite store; an existing one is resumed (default: a fresh one in a "
+                        "temporary folder, removed at the end)")
+    parser.add_argument("--http", default="127.0.0.1:0", help="HOST:PORT for /health and /metrics (default: any port)")
+    parser.add_argument("--runner", choices=("trio", "asyncio"), default="trio",
+                        help="the runner's event loop (default: %(default)s)")
+    parser.add_argument("--stuck-after", type=float, default=2.0,
+                        help="seconds without a sync before the runner counts as stuck (default: %(default)s)")
+    parser.add_argument("--trigger-timeout", type=float, default=3.0,
+                        help="a trigger's own deadline, in seconds (default: %(default)s)")
+    parser.add_argument("--max-restarts", type=int, default=20,
+                        help="restarts within 60 s after which the job gives up (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -68,19 +83,36 @@ def check(rows: list[Any], job: Job) -> list[str]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    folder = None
-    if args.db is None:
-        folder = tempfile.mkdtemp(prefix="triggerer-")
-        args.db = os.path.join(folder, "triggers.db")
-    store = Store(args.db)
+    with tempfile.TemporaryDirectory(prefix="triggerer-") as folder:
+        if args.db is None:
+            args.db = os.path.join(folder, "triggers.db")
+        try:
+            store = Store(args.db)
+        except StoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return await run_on(store, args)
+        finally:
+            store.close()
+
+
+async def run_on(store: Store, args: argparse.Namespace) -> int:
     job = Job(store, args)
-    await store.add(kinds_for(args))
+    job.job_id = await store.start_job()
+    existing = await store.total()
+    if existing and not args.add:
+        job.emit(f"resuming {await store.unfinished()} unfinished of the {existing} triggers in {args.db}")
+    else:
+        await store.add(kinds_for(args))
     host, _, port = args.http.rpartition(":")
     start = trio.current_time()
-    try:
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(serve_http, host or "127.0.0.1", int(port),
-                                        {"/health": job.health_route, "/metrics": job.metrics_route})
+    stopped_by: list[int] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_on_signals, nursery.cancel_scope, stopped_by)
+        async with trio.open_nursery() as work:
+            bound = await work.start(serve_http, host or "127.0.0.1", int(port),
+                                     {"/health": job.health_route, "/metrics": job.metrics_route})
             job.emit(f"serving /health and /metrics on http://{host or '127.0.0.1'}:{bound}")
             job.emit(f"store: {args.db}; {args.triggers} triggers; runner host {args.runner}")
             async with actors.open_supervisor(
@@ -100,14 +132,27 @@ async def run(args: argparse.Namespace) -> int:
                             break
                         await trio.sleep(0.1)
                     watchers.cancel_scope.cancel()
-            nursery.cancel_scope.cancel()
-        wall = trio.current_time() - start
-        rows = await store.rows()
-        problems = check(rows, job)
-        summary(job, rows, wall, problems)
-        return 1 if problems else 0
-    finally:
-        store.close()
+            work.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
+    if stopped_by:
+        counts = await store.counts()
+        print(f"stopped by {signal.Signals(stopped_by[0]).name}: runner stopped; {counts['queued'] + counts['running']} "
+              f"triggers unfinished in {args.db} (run again with --db to resume)", flush=True)
+        return 128 + stopped_by[0]
+    wall = trio.current_time() - start
+    rows = await store.rows()
+    problems = check(rows, job)
+    summary(job, rows, wall, problems)
+    return 1 if problems else 0
+
+
+async def stop_on_signals(scope: trio.CancelScope, stopped_by: list[int]) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM: cancel the job, which stops the runner on its way out."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            stopped_by.append(signum)
+            scope.cancel()
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

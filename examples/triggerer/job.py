@@ -30,7 +30,7 @@ from .messages import (
     TaskStatesResult,
     VariableResult,
 )
-from .store import Store
+from .store import Store, owner
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Job:
         self.started = trio.current_time()
         self.channel: dict[str, int] = {}  # the current runner's CommsStatistics
         self.loop_blocked: tuple[int, int] | None = None  # (incarnation, trigger id) until its next sync
+        self.job_id = 0  # this start's row in the store's jobs table (see Store.start_job)
 
     # ------------------------------------------------------------------ serving the runner
 
@@ -73,14 +74,16 @@ class Job:
         if isinstance(message, Sync):
             if self.loop_blocked is not None and self.loop_blocked[0] == incarnation:
                 self.loop_blocked = None  # its loop runs again
-            start, cancel, _stale = await self.store.sync(incarnation or 0, message.events, message.running, message.free)
+            start, cancel, _stale = await self.store.sync(
+                owner(self.job_id, incarnation or 0), message.events, message.running, message.free
+            )
             self.requests_by_caller.update(message.requests)
             self.channel = message.channel
             self.misroutes += message.misroutes
             return SyncResult(start=start, cancel=cancel)
         if isinstance(message, LoopBlocked):
             self.loop_blocked = (incarnation or 0, message.trigger_id)
-            failed = await self.store.charge_block(message.trigger_id, incarnation)
+            failed = await self.store.charge_block(message.trigger_id, owner(self.job_id, incarnation or 0))
             self.blocks.append((message.trigger_id, incarnation or 0))
             self.emit(f"trigger {message.trigger_id} blocked runner incarnation {incarnation} for "
                       f"{message.seconds:.1f} s{' : failed, blocked the runner 3 times' if failed else ''}")

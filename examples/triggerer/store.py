@@ -2,8 +2,14 @@
 
 One connection, owned by one thread: a single-worker executor runs every query,
 and trio tasks wait for it in ``trio.to_thread``. WAL mode, one transaction per
-operation. Completions are fenced on the incarnation that holds the trigger, so a
-stale incarnation can never give a trigger a second outcome.
+operation. Completions are fenced on the *owner* that holds the trigger: the job's
+id (a row in ``jobs``, new for every start of the job on this store) and the
+runner's incarnation in that job, so a stale incarnation, or any incarnation of a
+job that died before this one started, can never give a trigger a second outcome.
+
+A store is a SQLite file marked with our ``application_id``. A new or empty file
+becomes one; any other file is refused (:class:`StoreError`) before anything is
+written to it.
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ from .messages import TriggerEvent, TriggerSpec
 
 T = TypeVar("T")
 
+APPLICATION_ID = 0x54524752  # "TRGR", in the SQLite header: this file is a triggerer store
+
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT    NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS triggers (
     id          INTEGER PRIMARY KEY,
     kind        TEXT    NOT NULL,
     state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
     attempts    INTEGER NOT NULL DEFAULT 0,
-    incarnation INTEGER,
+    incarnation INTEGER,  -- the owner: job id << 32 | the runner's incarnation in that job
     result      TEXT,
     error       TEXT,
     blocks      INTEGER NOT NULL DEFAULT 0,
@@ -36,10 +48,49 @@ CREATE TABLE IF NOT EXISTS triggers (
 MAX_BLOCKS = 3  # a trigger that blocked the runner this many times fails
 
 
+class StoreError(Exception):
+    """The ``--db`` file cannot be used as a store: it cannot be opened, or it is
+    another application's file. The message is one line for the user."""
+
+
+def owner(job_id: int, incarnation: int) -> int:
+    """The fencing token of one runner incarnation of one job: unique in a store."""
+    return job_id << 32 | incarnation
+
+
+def check_store_file(path: str) -> None:
+    """Make sure ``path`` is our store, or a new or empty SQLite file to become one.
+
+    Raises:
+        StoreError: it cannot be opened as SQLite, or it is another application's
+            database (its ``application_id`` is not ours, or it has tables of its
+            own). Nothing has been written to it then.
+    """
+    try:
+        db = sqlite3.connect(path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path!r} as a SQLite file: {exc}") from None
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path!r} is not a SQLite file ({exc}); refusing to use it as the store") from None
+    finally:
+        db.close()
+    if application_id != APPLICATION_ID and (application_id != 0 or tables):
+        raise StoreError(f"{path!r} is another application's SQLite file, not a triggerer store; refusing to touch it")
+
+
 class Store:
     """The triggers table, reached from trio through the one thread that owns it."""
 
     def __init__(self, path: str) -> None:
+        """Open (or create) the store at ``path``.
+
+        Raises:
+            StoreError: see :func:`check_store_file`.
+        """
+        check_store_file(path)
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -49,9 +100,10 @@ class Store:
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None)  # transactions by hand
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(SCHEMA)
+        db.executescript(SCHEMA)
         self._db = db
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
@@ -79,6 +131,19 @@ class Store:
 
     # ------------------------------------------------------------------ operations
 
+    async def start_job(self) -> int:
+        """Register a start of the job on this store; its id, new every time."""
+        return await self._run(lambda db: db.execute("INSERT INTO jobs DEFAULT VALUES").lastrowid or 0)
+
+    async def unfinished(self) -> int:
+        """How many triggers are not terminal: queued, or running for a job that may be gone."""
+        return await self._run(
+            lambda db: db.execute("SELECT COUNT(*) FROM triggers WHERE state IN ('queued', 'running')").fetchone()[0]
+        )
+
+    async def total(self) -> int:
+        return await self._run(lambda db: db.execute("SELECT COUNT(*) FROM triggers").fetchone()[0])
+
     async def add(self, kinds: Sequence[str]) -> None:
         await self._run(
             lambda db: db.executemany(
@@ -89,8 +154,9 @@ class Store:
     async def sync(
         self, incarnation: int, events: Sequence[TriggerEvent], running: Sequence[int], free: int
     ) -> tuple[list[TriggerSpec], list[int], int]:
-        """Apply a runner's events (fenced), requeue dead incarnations' triggers, and
-        hand out up to ``free`` queued ones. Returns (start, cancel, stale events)."""
+        """Apply a runner's events (fenced on ``incarnation``, an :func:`owner`),
+        requeue the triggers of every other owner (dead incarnations, dead jobs),
+        and hand out up to ``free`` queued ones. Returns (start, cancel, stale events)."""
 
         def operation(db: sqlite3.Connection) -> tuple[list[TriggerSpec], list[int], int]:
             stale = 0
@@ -131,8 +197,9 @@ class Store:
         self.stale_completions += stale
         return start, cancel, stale
 
-    async def charge_block(self, trigger_id: int, incarnation: int | None) -> bool:
-        """Charge a blocked loop to one trigger; fail it at MAX_BLOCKS. True if it failed now."""
+    async def charge_block(self, trigger_id: int, incarnation: int) -> bool:
+        """Charge a blocked loop to one trigger; fail it at MAX_BLOCKS if ``incarnation``
+        (an :func:`owner`) still holds it. True if it failed now."""
 
         def operation(db: sqlite3.Connection) -> bool:
             db.execute("UPDATE triggers SET blocks = blocks + 1 WHERE id = ?", (trigger_id,))

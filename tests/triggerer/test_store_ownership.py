@@ -1,0 +1,124 @@
+"""The triggerer owns its store: resumed after a SIGKILL, never confused with another
+file, stopped cleanly by SIGTERM and Ctrl-C. Real job and runner processes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+import trio
+
+from examples.triggerer.kinds import FAILING_KINDS
+from tests.triggerer.test_demo import TEST_TIMEOUT, Demo, assert_gone, demo_command, ensure_ended
+
+
+async def start_demo(*args: str) -> Demo:
+    process = await trio.lowlevel.open_process(demo_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return Demo(process)
+
+
+async def run_until(demo: Demo, text: str) -> None:
+    while text not in await demo.next_line():
+        pass
+
+
+async def finish(demo: Demo) -> int:
+    try:
+        while True:
+            await demo.next_line()
+    except EOFError:
+        pass
+    return await demo.process.wait()
+
+
+async def test_a_sigkilled_job_is_resumed_on_its_store_without_new_triggers(tmp_path: Path) -> None:
+    db = str(tmp_path / "triggers.db")
+    first = await start_demo("--triggers", "60", "--db", db)
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            await run_until(first, "progress:")  # triggers are running on its runner
+            first.process.kill()
+            await first.process.wait()
+    finally:
+        await ensure_ended(first.process)
+    with sqlite3.connect(db) as connection:
+        left_running = connection.execute("SELECT COUNT(*) FROM triggers WHERE state = 'running'").fetchone()[0]
+    assert left_running > 0  # the dead job's, which the next must not take for its own
+    second = await start_demo("--triggers", "60", "--db", db)
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            code = await finish(second)
+    finally:
+        await ensure_ended(second.process)
+    output = "\n".join(second.lines)
+    assert code == 0, output
+    assert "resuming" in output
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT kind, state, outcomes FROM triggers").fetchall()
+        jobs = connection.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    assert len(rows) == 60 and jobs == 2
+    for kind, state, outcomes in rows:
+        assert outcomes == 1
+        assert state == ("failed" if kind in FAILING_KINDS else "succeeded")
+    assert_gone(first.runner_pids | second.runner_pids)  # the first's runner died with it
+
+
+async def test_add_adds_to_an_existing_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "triggers.db")
+    for extra in ((), ("--add",)):
+        demo = await start_demo("--triggers", "8", "--db", db, *extra)
+        try:
+            with trio.fail_after(TEST_TIMEOUT):
+                assert await finish(demo) == 0, "\n".join(demo.lines)
+        finally:
+            await ensure_ended(demo.process)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM triggers").fetchone()[0] == 16
+
+
+@pytest.mark.parametrize("content", ["text", "another application"])
+def test_a_file_that_is_not_our_store_is_refused_untouched(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "theirs.db"
+    if content == "text":
+        path.write_text("not a database\n")
+    else:
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE accounts (id INTEGER)")
+    before = path.read_bytes()
+    result = subprocess.run(demo_command("--db", str(path)), capture_output=True, text=True, timeout=TEST_TIMEOUT)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "refusing" in line
+    assert path.read_bytes() == before
+
+
+def test_a_db_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        demo_command("--db", str(tmp_path / "missing" / "t.db")), capture_output=True, text=True, timeout=TEST_TIMEOUT
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: cannot open")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_and_ctrl_c_stop_the_runner_and_exit_cleanly(tmp_path: Path, signum: int) -> None:
+    db = str(tmp_path / "t.db")
+    demo = await start_demo("--triggers", "1000", "--db", db)
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            while not demo.runner_pids:
+                await demo.next_line()
+            demo.process.send_signal(signum)
+            code = await finish(demo)
+    finally:
+        await ensure_ended(demo.process)
+    output = "\n".join(demo.lines)
+    assert code == 128 + signum, output
+    assert "Traceback" not in output
+    assert f"stopped by {signal.Signals(signum).name}" in output
+    assert_gone(demo.runner_pids)
