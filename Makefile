@@ -54,7 +54,7 @@ bench-airflow: $(AIRFLOW_STAMP)
 
 # Not part of make test: the property tests at the soak profile, then a million requests.
 soak: $(STAMP)
-	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o faulthandler_timeout=0 tests/properties
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o faulthandler_timeout=0 tests/properties tests/channel/test_hostile_frames.py
 	$(BIN)/python -m tests.soak --requests 1000000
 
 clean:
