@@ -40,6 +40,7 @@ from ._errors import RemoteError as RemoteError
 from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
 from ._handle import Comms as Comms
+from ._observable import Observable as Observable
 from ._open import open_comms as open_comms
 from ._policy import ExitRecord as ExitRecord
 from ._responder import Handler as Handler
@@ -48,12 +49,12 @@ from ._state import ChannelState as ChannelState
 from ._stats import CommsStatistics as CommsStatistics
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import open_supervisor as open_supervisor
+from ._supervisor_status import RestartIntensityExceeded as RestartIntensityExceeded
+from ._supervisor_status import SupervisorStatus as SupervisorStatus
+from ._supervisor_status import WorkerState as WorkerState
 from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
 from ._worker import connect_to_supervisor as connect_to_supervisor
-from ._worker_status import RestartIntensityExceeded as RestartIntensityExceeded
-from ._worker_status import SupervisorStatus as SupervisorStatus
-from ._worker_status import WorkerState as WorkerState
 
 __all__ = [
     "ChannelClosed",
@@ -67,6 +68,7 @@ __all__ = [
     "HelloTimeout",
     "LocalProtocolError",
     "LoopThreadError",
+    "Observable",
     "MessageDecodeError",
     "MessageEncodeError",
     "MessageError",

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, final, overload
 
 import trio
-from trio_util import AsyncValue
 
 from channel import (
     Codec,
@@ -40,6 +39,7 @@ from channel._util import NoPublicConstructor
 from ._comms import CommsActor
 from ._context import outgoing_carrier
 from ._errors import LoopThreadError, RequestTimeout
+from ._observable import Observable
 from ._options import check_timeout
 from ._signals import running_library
 from ._slots import AsyncioSlot, CrossThreadSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
@@ -79,7 +79,7 @@ class Comms(metaclass=NoPublicConstructor):
         return self._actor.hello
 
     @property
-    def state(self) -> AsyncValue[ChannelState]:
+    def state(self) -> Observable[ChannelState]:
         """The channel's state, observable from the actor's trio run (``await state.wait_value(...)``).
 
         From anywhere else, read ``state.value`` or ``await comms.wait_closed()``.

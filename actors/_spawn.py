@@ -29,7 +29,7 @@ from typing import Any
 import outcome
 import trio
 
-__all__ = ["WorkerProcess", "spawn_worker"]
+__all__ = ["WorkerProcess", "is_stopped", "spawn_worker"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -176,3 +176,14 @@ async def spawn_worker(
         options["pass_fds"] = (target_fd,)
     popen = await _forker.popen(command, **options)
     return WorkerProcess(popen, own_group=own_group)
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether the process is stopped by a signal (SIGSTOP, SIGTSTP: state T in
+    ``/proc``): a stopped process never handles SIGTERM, nor makes progress. False
+    where there is no ``/proc`` (not Linux) or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False

@@ -12,15 +12,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from trio_util import AsyncValue
-
+from ._observable import Observable
 from ._signals import CrossLoopEvent
 
 __all__ = ["ChannelState", "Lifecycle"]
 
 
 class ChannelState(enum.Enum):
-    """Where a channel is in its life. Observable as ``comms.state`` (an ``AsyncValue``)."""
+    """Where a channel is in its life. Observable as ``comms.state`` (an :class:`~actors.Observable`)."""
 
     AWAITING_HELLO = "awaiting_hello"
     """Opened with ``expect_hello=True``: nothing is written until the peer's hello."""
@@ -46,7 +45,7 @@ class Lifecycle:
 
     def __init__(self, *, expect_hello: bool) -> None:
         first = ChannelState.AWAITING_HELLO if expect_hello else ChannelState.OPEN
-        self.observable: AsyncValue[ChannelState] = AsyncValue(first)
+        self.observable: Observable[ChannelState] = Observable(first)
         self.cause: BaseException | None = None
         # Plain flags beside the observable value, kept by the transitions below:
         # the actor asks them once per frame and per call.
@@ -57,8 +56,7 @@ class Lifecycle:
 
     @property
     def state(self) -> ChannelState:
-        state: ChannelState = self.observable.value
-        return state
+        return self.observable.value
 
     def _move(self, new: ChannelState) -> None:
         old = self.observable.value
@@ -66,7 +64,7 @@ class Lifecycle:
             raise AssertionError(f"channel state cannot go from {old.name} to {new.name}")
         self.awaiting_hello = new is ChannelState.AWAITING_HELLO
         self.closing = new in (ChannelState.CLOSING, ChannelState.CLOSED)
-        self.observable.value = new
+        self.observable._set(new)
 
     def hello_received(self) -> None:
         """AWAITING_HELLO -> OPEN."""

@@ -2,15 +2,20 @@
 or stops making progress, and say truthfully how it is.
 
 Policy (backoff, restart intensity, heartbeat bookkeeping) lives in ``_policy.py`` as
-plain classes; this module is the trio driver on top of them: it spawns each
-incarnation with its end of a socketpair, serves it with :func:`~actors.serve`,
-watches its exit and its heartbeat, stops it with escalation and decides, through
-the policy, whether and when to spawn the next.
+plain classes, and the states and their transitions in ``_supervisor_status.py``.
+This module is the trio driver on top of them, as two named objects:
+
+- :class:`Supervisor` runs incarnation after incarnation and applies the policy
+  between them (:meth:`Supervisor.run`);
+- :class:`Incarnation` is one spawn: it serves the worker
+  (:meth:`Incarnation.serve`), watches its exit (:meth:`Incarnation.watch_exit`),
+  watches its heartbeat and decides it is stuck (:meth:`Incarnation.watch_heartbeat`),
+  and declares it dead exactly once (:meth:`Incarnation.declare_dead`), after which
+  none of its requests is handled.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import socket
@@ -20,76 +25,66 @@ from typing import Any, final
 
 import attrs
 import trio
-from trio_util import AsyncValue
 
 from channel import DEFAULT_MAX_FRAME_SIZE, Codec, ErrorReply, RemoteProtocolError
 from channel._util import NoPublicConstructor
 
 from ._errors import PeerNotReading
+from ._observable import Observable
 from ._policy import Backoff, ExitRecord, Liveness, RestartIntensity
 from ._responder import Handler, serve
-from ._spawn import WorkerProcess, spawn_worker
-from ._worker_status import RestartIntensityExceeded, SupervisorStatus, WorkerState
+from ._spawn import WorkerProcess, is_stopped, spawn_worker
+from ._supervisor_status import RestartIntensityExceeded, StatusBoard, SupervisorStatus, WorkerState
 
-__all__ = ["Supervisor", "open_supervisor"]
+__all__ = ["Incarnation", "Supervisor", "open_supervisor"]
 
 log = logging.getLogger(__name__)
 
 _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart backs off from the start
-_HISTORY = 1000  # statuses kept by Supervisor.history()
 _EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
+
+
+@attrs.frozen(kw_only=True)
+class _Options:
+    """A supervisor's options, checked once (see :func:`open_supervisor`)."""
+
+    heartbeat: type | tuple[type, ...]
+    stuck_after: float
+    start_timeout: float
+    stop_timeout: float
+    backoff_initial: float
+    backoff_max: float
+    max_restarts: int
+    restart_window: float
+    hello: Any
+    max_concurrency: int
+    max_frame_size: int
+    fd: int
+    own_process_group: bool
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("stuck_after", "start_timeout", "stop_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if type(self.fd) is not int or self.fd < 0:
+            raise ValueError(f"fd must be an int >= 0, not {self.fd!r}")
 
 
 @final
 class Supervisor(metaclass=NoPublicConstructor):
     """The handle ``open_supervisor`` yields. See :func:`open_supervisor`."""
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        codec: Codec,
-        handler: Handler,
-        *,
-        heartbeat: type | tuple[type, ...],
-        stuck_after: float,
-        start_timeout: float,
-        stop_timeout: float,
-        backoff: Backoff,
-        intensity: RestartIntensity,
-        hello: Any,
-        max_concurrency: int,
-        max_frame_size: int,
-        fd: int,
-        own_process_group: bool,
-    ) -> None:
+    def __init__(self, command: Sequence[str], codec: Codec, handler: Handler, options: _Options) -> None:
         self._command = list(command)
-        self._own_process_group = own_process_group
         self._codec = codec
         self._handler = handler
-        self._heartbeat = heartbeat
-        self._stop_timeout = stop_timeout
-        self._backoff = backoff
-        self._intensity = intensity
-        self._hello = hello
-        self._max_concurrency = max_concurrency
-        self._max_frame_size = max_frame_size
-        self._fd = fd
-        self._liveness = Liveness(stuck_after=stuck_after, start_timeout=start_timeout)
+        self._options = options
+        self._backoff = Backoff(options.backoff_initial, options.backoff_max)
+        self._intensity = RestartIntensity(options.max_restarts, options.restart_window)
         self._exits: list[ExitRecord] = []
-        self._incarnation = 0
-        self._pid: int | None = None
-        self._alive_incarnation = 0  # requests of any other incarnation are refused
-        self._watchdog: trio.CancelScope | None = None
-        self._serving = False  # the current incarnation's channel is open
-        self.status: AsyncValue[SupervisorStatus] = AsyncValue(
-            SupervisorStatus(
-                state=WorkerState.STARTING, pid=None, incarnation=0, restarts=0, last_exit=None,
-                last_exit_reason=None, heartbeat_age=None, since=trio.current_time(),
-            )
-        )
-        """The current :class:`SupervisorStatus`; ``await status.wait_value(...)`` to watch it.
-        (A watcher may see several quick changes as one; :meth:`history` has each.)"""
-        self._history: collections.deque[SupervisorStatus] = collections.deque([self.status.value], maxlen=_HISTORY)
+        self._board = StatusBoard()
+        self._current: Incarnation | None = None
 
     def __repr__(self) -> str:
         status = self.status.value
@@ -97,20 +92,42 @@ class Supervisor(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------------ observing
 
+    @property
+    def status(self) -> Observable[SupervisorStatus]:
+        """The current :class:`SupervisorStatus`; ``await status.wait_value(...)`` to watch it.
+        (A watcher may see several quick changes as one; :meth:`history` has each.)"""
+        return self._board.status
+
     def healthy(self) -> bool:
-        """True iff the worker is RUNNING and its last heartbeat is fresh (now, not at
-        the last snapshot): False from the moment it dies or its heartbeat goes stale
-        until a new incarnation has sent its first heartbeat."""
-        state: WorkerState = self.status.value.state
-        return state is WorkerState.RUNNING and self._serving and self._liveness.fresh(trio.current_time())
+        """True iff the worker is alive and making progress, as of now: RUNNING, its
+        channel open, its last heartbeat fresh, and (on Linux, read from ``/proc`` at
+        each call) not stopped by a signal. False from the moment it dies, stops or
+        its heartbeat goes stale, until a new incarnation has sent its first heartbeat."""
+        return self.why_unhealthy() is None
+
+    def why_unhealthy(self) -> str | None:
+        """``None`` when :meth:`healthy`, else why not, in a few words: ``"starting"``,
+        ``"stopped by a signal"``, ``"heartbeat stale"``, ``"closed its channel"``,
+        ``"stuck"``, ``"stopping"``, ``"dead, backing off"``, ``"failed"`` or ``"stopped"``."""
+        state = self._board.state
+        current = self._current
+        if state is not WorkerState.RUNNING or current is None:
+            return _STATE_REASONS[state]
+        if current.process is not None and is_stopped(current.process.pid):
+            return "stopped by a signal"
+        if not current.serving:
+            return "closed its channel"
+        if not current.liveness.fresh(trio.current_time()):
+            return "heartbeat stale"
+        return None
 
     def history(self) -> list[SupervisorStatus]:
         """Every transition (state, incarnation or pid changed), oldest first: the last 1,000."""
-        return list(self._history)
+        return self._board.history()
 
     def heartbeat_age(self) -> float | None:
         """Seconds since the current incarnation's last heartbeat, now, or None."""
-        return self._liveness.age(trio.current_time())
+        return None if self._current is None else self._current.liveness.age(trio.current_time())
 
     async def wait_failed(self) -> None:
         """Wait until the restart intensity is exceeded, then raise it.
@@ -124,158 +141,205 @@ class Supervisor(metaclass=NoPublicConstructor):
     def _failure(self) -> RestartIntensityExceeded:
         return RestartIntensityExceeded(self._exits, self._intensity.max_restarts, self._intensity.window)
 
-    def _publish(self, state: WorkerState | None = None, **changes: Any) -> None:
-        now = trio.current_time()
-        current: SupervisorStatus = self.status.value
-        new_state = current.state if state is None else state
-        since = current.since if new_state is current.state else now
-        new = attrs.evolve(current, state=new_state, since=since, heartbeat_age=self._liveness.age(now), **changes)
-        if (new.state, new.incarnation, new.pid) != (current.state, current.incarnation, current.pid):
-            self._history.append(new)  # transitions only: heartbeats would crowd them out
-        self.status.value = new
-        if new_state is not current.state:
-            log.debug("worker %s (incarnation %d, pid %s)", new_state.name, self._incarnation, self._pid)
+    def _publish(self, state: WorkerState) -> None:
+        self._board.move(state, heartbeat_age=self.heartbeat_age())
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Spawn, serve, watch and restart until cancelled or the intensity is exceeded."""
-        task_status.started()
-        running_since: float | None = None
+    async def run(self) -> None:
+        """Spawn, serve, watch and restart until cancelled or the intensity is exceeded.
+
+        Raises:
+            RestartIntensityExceeded: too many restarts within the window (status FAILED).
+        """
+        number = 0
         while True:
-            reason, exit_code, running_since = await self._one_incarnation()
-            now = trio.current_time()
-            self._exits.append(ExitRecord(incarnation=self._incarnation, exit_code=exit_code, reason=reason, at=now))
+            number += 1
+            incarnation = Incarnation(self, number)
+            self._current = incarnation
+            exit_record = await incarnation.run()
+            self._exits.append(exit_record)
             del self._exits[: -max(self._intensity.max_restarts + 1, 1)]
-            log.warning("worker incarnation %d ended: %s (exit code %s)", self._incarnation, reason, exit_code)
-            if running_since is not None and now - running_since >= _RESET_BACKOFF_AFTER:
+            log.warning(
+                "worker incarnation %d ended: %s (exit code %s)", number, exit_record.reason, exit_record.exit_code
+            )
+            now = exit_record.at
+            if incarnation.running_since is not None and now - incarnation.running_since >= _RESET_BACKOFF_AFTER:
                 self._backoff.reset()
-            if not self._intensity.allow(now):
-                self._publish(WorkerState.FAILED, pid=None, last_exit=exit_code, last_exit_reason=reason)
+            state = WorkerState.BACKING_OFF if self._intensity.allow(now) else WorkerState.FAILED
+            self._board.move(
+                state, heartbeat_age=self.heartbeat_age(), pid=None, last_exit=exit_record.exit_code,
+                last_exit_reason=exit_record.reason,
+            )
+            if state is WorkerState.FAILED:
                 log.error("%s", self._failure())
                 raise self._failure()
-            delay = self._backoff.next_delay()
-            self._publish(WorkerState.BACKING_OFF, pid=None, last_exit=exit_code, last_exit_reason=reason)
-            await trio.sleep(delay)
+            await trio.sleep(self._backoff.next_delay())
 
-    async def _one_incarnation(self) -> tuple[str, int | None, float | None]:
-        self._incarnation += 1
-        incarnation = self._incarnation
+    def _stopped(self) -> None:
+        """The supervisor was left: STOPPED, unless it had already FAILED."""
+        if self._board.state is not WorkerState.FAILED:
+            self._board.move(WorkerState.STOPPED, heartbeat_age=self.heartbeat_age(), pid=None)
+
+
+_STATE_REASONS = {
+    WorkerState.STARTING: "starting",
+    WorkerState.RUNNING: "running",
+    WorkerState.STUCK: "stuck",
+    WorkerState.STOPPING: "stopping",
+    WorkerState.BACKING_OFF: "dead, backing off",
+    WorkerState.FAILED: "failed",
+    WorkerState.STOPPED: "stopped",
+}
+
+
+@final
+class Incarnation:
+    """One spawn of the worker, from its spawn to its reaping.
+
+    Not public: the supervisor makes one per spawn. Its tasks share one nursery;
+    :meth:`declare_dead` cancels them, once, with the reason the incarnation ended.
+    """
+
+    def __init__(self, supervisor: Supervisor, number: int) -> None:
+        self._supervisor = supervisor
+        self._options = supervisor._options
+        self.number = number
+        self.liveness = Liveness(stuck_after=self._options.stuck_after, start_timeout=self._options.start_timeout)
+        self.process: WorkerProcess | None = None
+        self.alive = False  # False once declared dead: its requests are refused from then on
+        self.serving = False  # its channel is open
+        self.running_since: float | None = None  # its first heartbeat
+        self.reason = "supervisor stopped"
+        self._nursery: trio.Nursery | None = None
+        self._watchdog: trio.CancelScope | None = None
+
+    async def run(self) -> ExitRecord:
+        """Spawn the worker, serve and watch it until it is declared dead, stop it,
+        and say how it ended. However this is left (cancelled too), the worker has
+        been stopped and reaped."""
+        board = self._supervisor._board
         ours, theirs = socket.socketpair()
         try:
-            process = await spawn_worker(
-                self._command, theirs.fileno(), target_fd=self._fd, own_group=self._own_process_group
+            self.process = await spawn_worker(
+                self._supervisor._command, theirs.fileno(), target_fd=self._options.fd,
+                own_group=self._options.own_process_group,
             )
         finally:
             theirs.close()
-        self._pid = process.pid
-        self._alive_incarnation = incarnation
-        self._serving = True
-        self._liveness.spawned(trio.current_time())
-        self._publish(
-            WorkerState.STARTING, pid=process.pid, incarnation=incarnation, restarts=incarnation - 1
+        self.alive = self.serving = True
+        self.liveness.spawned(trio.current_time())
+        board.move(
+            WorkerState.STARTING, heartbeat_age=None, pid=self.process.pid, incarnation=self.number,
+            restarts=self.number - 1,
         )
-        reason = "supervisor stopped"
-        running_since: list[float] = []
         try:
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
             async with trio.open_nursery() as nursery:
-
-                def declare(why: str) -> None:
-                    nonlocal reason
-                    if self._alive_incarnation == incarnation:
-                        reason = why
-                        self._alive_incarnation = 0  # its requests are refused from now on
-                        nursery.cancel_scope.cancel()
-
-                async def handle(message: Any) -> Any:
-                    if self._alive_incarnation != incarnation:
-                        # Declared dead in this very tick: its handlers are being
-                        # cancelled, and this one must not even start.
-                        raise ErrorReply("WORKER_DEAD", {"incarnation": incarnation})
-                    if isinstance(message, self._heartbeat):
-                        now = trio.current_time()
-                        if self._liveness.heartbeat(now):
-                            running_since.append(now)
-                            self._publish(WorkerState.RUNNING)
-                        else:
-                            self._publish()
-                        if self._watchdog is not None:
-                            self._watchdog.deadline = self._liveness.deadline()
-                    return await self._handler(message)
-
-                async def serve_it() -> None:
-                    try:
-                        await serve(
-                            stream, self._codec, handle, max_concurrency=self._max_concurrency,
-                            hello=self._hello, max_frame_size=self._max_frame_size,
-                            drain_timeout=0, incarnation=incarnation,
-                            stall_timeout=self._liveness.stuck_after,
-                        )
-                    except RemoteProtocolError as exc:
-                        log.warning("worker incarnation %d sent garbage: %s", incarnation, exc)
-                        declare("protocol error")
-                        return
-                    except PeerNotReading as exc:
-                        log.warning("worker incarnation %d %s", incarnation, exc)
-                        declare("stopped reading")
-                        return
-                    # Its end of the channel closed: it is exiting, most likely. Not
-                    # healthy from now on; give the exit a moment to be the reason.
-                    self._serving = False
-                    await trio.sleep(_EXIT_GRACE)
-                    declare("closed its channel")
-
-                async def watch_exit() -> None:
-                    await process.wait()
-                    declare("exited")
-
-                async def watchdog() -> None:
-                    while True:
-                        # Each heartbeat moves this scope's deadline (see handle).
-                        with trio.move_on_at(self._liveness.deadline()) as watch:
-                            self._watchdog = watch
-                            await trio.sleep_forever()
-                        if self._liveness.is_stuck(trio.current_time()):
-                            first = self._liveness.last_heartbeat is None
-                            self._publish(WorkerState.STUCK)
-                            declare("no first heartbeat" if first else "stuck")
-                            return
-
-                nursery.start_soon(watch_exit)
-                nursery.start_soon(serve_it)
-                nursery.start_soon(watchdog)
+                self._nursery = nursery
+                nursery.start_soon(self.watch_exit)
+                nursery.start_soon(self.serve, stream)
+                nursery.start_soon(self.watch_heartbeat)
         finally:
-            self._alive_incarnation = 0
-            self._serving = False
+            self.alive = self.serving = False
             with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    self._publish(WorkerState.STOPPING)
-                    await self._stop(process)
+                if self.process.returncode is None:
+                    self._supervisor._publish(WorkerState.STOPPING)
+                    await self._stop(self.process)
                 ours.close()
-        return reason, process.returncode, running_since[0] if running_since else None
+        return ExitRecord(
+            incarnation=self.number, exit_code=self.process.returncode, reason=self.reason, at=trio.current_time()
+        )
+
+    def declare_dead(self, reason: str) -> None:
+        """End this incarnation: the first reason given is the one recorded; from now
+        on its requests are refused and its tasks (handlers included) cancelled."""
+        if self.alive:
+            self.alive = False
+            self.reason = reason
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------ its tasks
+
+    async def handle(self, message: Any) -> Any:
+        """The handler ``serve`` calls: heartbeats are noted, then the user's handler runs."""
+        if not self.alive:
+            # Declared dead in this very tick: its handlers are being cancelled, and
+            # this one must not even start.
+            raise ErrorReply("WORKER_DEAD", {"incarnation": self.number})
+        if isinstance(message, self._options.heartbeat):
+            self.heard_heartbeat()
+        return await self._supervisor._handler(message)
+
+    def heard_heartbeat(self) -> None:
+        """The worker's main loop is alive: RUNNING (the first time), and the watchdog's
+        deadline moves."""
+        now = trio.current_time()
+        if self.liveness.heartbeat(now):
+            self.running_since = now
+            self._supervisor._publish(WorkerState.RUNNING)
+        else:
+            self._supervisor._publish(self._supervisor._board.state)
+        if self._watchdog is not None:
+            self._watchdog.deadline = self.liveness.deadline()
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        """Serve the worker's requests until its channel ends; then it is dead."""
+        options = self._options
+        try:
+            await serve(
+                stream, self._supervisor._codec, self.handle, max_concurrency=options.max_concurrency,
+                hello=options.hello, max_frame_size=options.max_frame_size, drain_timeout=0,
+                incarnation=self.number, stall_timeout=options.stuck_after,
+            )
+        except RemoteProtocolError as exc:
+            log.warning("worker incarnation %d sent garbage: %s", self.number, exc)
+            self.declare_dead("protocol error")
+            return
+        except PeerNotReading as exc:
+            log.warning("worker incarnation %d %s", self.number, exc)
+            self.declare_dead("stopped reading")
+            return
+        # Its end of the channel closed: it is exiting, most likely. Not healthy from
+        # now on; give the exit a moment to be the reason.
+        self.serving = False
+        await trio.sleep(_EXIT_GRACE)
+        self.declare_dead("closed its channel")
+
+    async def watch_exit(self) -> None:
+        """The worker exited (any code, any signal): it is dead."""
+        assert self.process is not None
+        await self.process.wait()
+        self.declare_dead("exited")
+
+    async def watch_heartbeat(self) -> None:
+        """The stuck decision: no heartbeat by the liveness deadline (``start_timeout``
+        for the first, then ``stuck_after`` after each) means the main loop is not
+        making progress, however busy the rest of the worker is: STUCK, then dead."""
+        while True:
+            # Each heartbeat moves this scope's deadline (see heard_heartbeat).
+            with trio.move_on_at(self.liveness.deadline()) as watch:
+                self._watchdog = watch
+                await trio.sleep_forever()
+            if self.liveness.is_stuck(trio.current_time()):
+                first = self.liveness.last_heartbeat is None
+                self._supervisor._publish(WorkerState.STUCK)
+                self.declare_dead("no first heartbeat" if first else "stuck")
+                return
 
     async def _stop(self, process: WorkerProcess) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; SIGKILL at once if stopped (SIGSTOP)."""
-        if _is_stopped(process.pid):
+        if is_stopped(process.pid):
             process.kill()
         else:
             process.terminate()
-            with trio.move_on_after(self._stop_timeout):
+            with trio.move_on_after(self._options.stop_timeout):
                 await process.wait()
             if process.returncode is None:
-                log.warning("worker pid %d ignored SIGTERM for %g s: SIGKILL", process.pid, self._stop_timeout)
+                log.warning("worker pid %d ignored SIGTERM for %g s: SIGKILL", process.pid, self._options.stop_timeout)
                 process.kill()
         await process.wait()
-
-
-def _is_stopped(pid: int) -> bool:
-    """Whether the process is stopped (SIGSTOP): a stopped process never handles SIGTERM."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-    except (OSError, IndexError):
-        return False  # no /proc (not Linux) or already gone: SIGTERM's escalation still bounds it
 
 
 @asynccontextmanager
@@ -315,17 +379,23 @@ async def open_supervisor(
 
     - Liveness is the heartbeat alone: a request of type ``heartbeat``, which the
       worker's main loop sends. No other request counts. A worker with no heartbeat
-      within ``stuck_after`` (``start_timeout`` for the first) is stuck.
+      within ``stuck_after`` (``start_timeout`` for the first) is stuck
+      (:meth:`Incarnation.watch_heartbeat` decides).
     - A stuck worker is stopped (SIGTERM, SIGKILL after ``stop_timeout``; SIGKILL at
       once if it is stopped by SIGSTOP). One that exits (any code, any signal),
-      closes its channel or sends garbage is dead. Either way its requests are refused
-      from that moment and its running handlers cancelled, and after a backoff
-      (exponential from ``backoff_initial`` to ``backoff_max``, with jitter; reset
-      after 10 s of RUNNING) a new incarnation is spawned.
+      closes its channel, sends garbage or reads none of its replies for
+      ``stuck_after`` is dead. Either way its requests are refused from that moment
+      and its running handlers cancelled, and after a backoff (exponential from
+      ``backoff_initial`` to ``backoff_max``, with jitter; reset after 10 s of
+      RUNNING) a new incarnation is spawned.
     - More than ``max_restarts`` restarts within ``restart_window`` seconds: FAILED,
-      no more restarts, and :class:`RestartIntensityExceeded` is raised out of the block.
-    - Leaving the block, however (normally, by cancellation, by KeyboardInterrupt),
-      stops the worker with the same escalation: no orphan.
+      no more restarts, the block is cancelled and :class:`RestartIntensityExceeded`
+      is raised out of it, bare, whatever the block was doing (its own nursery, an
+      outer one): the cancellation it got stays inside.
+    - Leaving the block, however (normally, by its own exception, by cancellation
+      from outside, by KeyboardInterrupt), stops the worker with the same escalation
+      and reaps it: no orphan. The block's own exception comes out as it was raised
+      (unwrapped from the exception group trio's nursery puts it in, if it is alone).
     - Nothing outlives its parent. On Linux the worker gets SIGKILL from the kernel
       if the supervisor's process dies (``PR_SET_PDEATHSIG``), even when it is
       stopped or blocked. With ``own_process_group`` (the default) the worker leads
@@ -342,48 +412,39 @@ async def open_supervisor(
         ValueError: a timing or limit option is out of range.
         OSError: the command could not be spawned.
     """
-    for name, value in (("stuck_after", stuck_after), ("start_timeout", start_timeout), ("stop_timeout", stop_timeout)):
-        if not isinstance(value, (int, float)) or not 0 < value < math.inf:
-            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    supervisor: Supervisor = Supervisor._create(
-        command,
-        codec,
-        handler,
-        heartbeat=heartbeat,
-        stuck_after=stuck_after,
-        start_timeout=start_timeout,
-        stop_timeout=stop_timeout,
-        backoff=Backoff(backoff_initial, backoff_max),
-        intensity=RestartIntensity(max_restarts, restart_window),
-        hello=hello,
-        max_concurrency=max_concurrency,
-        max_frame_size=max_frame_size,
-        fd=fd,
-        own_process_group=own_process_group,
+    options = _Options(
+        heartbeat=heartbeat, stuck_after=stuck_after, start_timeout=start_timeout, stop_timeout=stop_timeout,
+        backoff_initial=backoff_initial, backoff_max=backoff_max, max_restarts=max_restarts,
+        restart_window=restart_window, hello=hello, max_concurrency=max_concurrency,
+        max_frame_size=max_frame_size, fd=fd, own_process_group=own_process_group,
     )
-    failure: RestartIntensityExceeded | None = None
-    error: BaseException | None = None
+    Backoff(backoff_initial, backoff_max)  # check them now, not at the first restart
+    RestartIntensity(max_restarts, restart_window)
+    supervisor: Supervisor = Supervisor._create(command, codec, handler, options)
+    failure: list[RestartIntensityExceeded] = []
     try:
         async with trio.open_nursery() as nursery:
 
             async def run() -> None:
-                nonlocal failure
                 try:
                     await supervisor.run()
                 except RestartIntensityExceeded as exc:
-                    failure = exc
-                    nursery.cancel_scope.cancel()
+                    failure.append(exc)
+                    nursery.cancel_scope.cancel()  # the block's Cancelled ends in this scope
 
             nursery.start_soon(run)
-            try:
-                yield supervisor
-            except BaseException as exc:  # re-raised bare after the worker is stopped
-                error = exc
+            yield supervisor
             nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block's own exception, wrapped by the nursery: out bare when alone. The
+        # Cancelled of our own scope never reach here (the scope took them).
+        body_error = group.exceptions[0] if len(group.exceptions) == 1 else group
+        if failure and not isinstance(body_error, (KeyboardInterrupt, SystemExit)):
+            raise failure[0] from body_error
+        if body_error is group:
+            raise
+        raise body_error from body_error.__cause__  # (hides the group, keeps its own cause)
     finally:
-        if supervisor.status.value.state is not WorkerState.FAILED:
-            supervisor._publish(WorkerState.STOPPED, pid=None)
-    if error is not None and not (failure is not None and isinstance(error, trio.Cancelled)):
-        raise error
-    if failure is not None:
-        raise failure
+        supervisor._stopped()
+    if failure:
+        raise failure[0]
