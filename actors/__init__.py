@@ -55,6 +55,7 @@ from ._supervisor_status import WorkerState as WorkerState
 from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
 from ._worker import connect_to_supervisor as connect_to_supervisor
+from ._worker import supervisor_socket as supervisor_socket
 
 __all__ = [
     "ChannelClosed",
@@ -93,6 +94,7 @@ __all__ = [
     "open_comms",
     "open_supervisor",
     "serve",
+    "supervisor_socket",
 ]
 
 _fixup_module_metadata(__name__, globals())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -16,13 +16,34 @@ from ._errors import ChannelClosed
 from ._handle import Comms
 from ._open import open_comms
 from ._state import ChannelState
+from ._thread_mode import comms_in_thread
 
-__all__ = ["connect_to_supervisor"]
+__all__ = ["connect_to_supervisor", "supervisor_socket"]
+
+
+def supervisor_socket(fd: int = 0) -> socket.socket:
+    """In the worker process: take the socket the supervisor passed on ``fd``.
+
+    The worker keeps exactly one copy of it: on fd 0 (Airflow's convention) the
+    socket moves to a new fd and fd 0 becomes ``/dev/null``, so nothing else reads
+    it as stdin; on any other fd it is used where it is. For hosts that open the
+    channel themselves, for example with :func:`~actors.comms_in_thread` from an
+    asyncio program; :func:`connect_to_supervisor` calls it. Call it once.
+
+    Raises:
+        OSError: ``fd`` is not an open socket.
+    """
+    sock = socket.socket(fileno=os.dup(fd) if fd == 0 else fd)
+    if fd == 0:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+    return sock
 
 
 @asynccontextmanager
 async def connect_to_supervisor(
-    codec: Codec, *, fd: int = 0, end_on_close: bool = True, **open_comms_options: Any
+    codec: Codec, *, fd: int = 0, end_on_close: bool = True, thread: bool = False, **open_comms_options: Any
 ) -> AsyncIterator[Comms]:
     """In the worker process: open the channel to the supervisor on ``fd``.
 
@@ -42,31 +63,39 @@ async def connect_to_supervisor(
     nothing but other ``ChannelClosed`` and ``trio.Cancelled``) ends it normally too.
     Pass ``end_on_close=False`` to handle ``ChannelClosed`` yourself instead.
 
-    The socket is used where it is: the worker keeps one copy of it (for fd 0,
-    moved off fd 0, which becomes ``/dev/null``).
+    With ``thread=True`` the channel runs on a thread of its own with its own trio
+    loop (:func:`~actors.comms_in_thread`): sync code that blocks the worker's loop
+    then cannot stall the channel, and another thread can still use it (to report
+    the blocked loop, say). The heartbeat still comes from the worker's main loop,
+    so a blocked loop is still stuck.
+
+    The socket is taken with :func:`supervisor_socket`: one copy of it.
 
     Args:
         codec: the message codec.
         fd: the socket's file descriptor (0 for Airflow's convention).
         end_on_close: cancel the block when the channel closes.
+        thread: run the channel on its own thread (see above).
         **open_comms_options: as :func:`~actors.open_comms` (``timeout``,
             ``expect_hello``, ``max_in_flight``, ...).
     """
-    sock = socket.socket(fileno=os.dup(fd) if fd == 0 else fd)
-    if fd == 0:
-        # fd 0 was the socket: now only the channel reads it, and stdin is /dev/null.
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-    async with open_comms(stream, codec, **open_comms_options) as comms:
+    sock = supervisor_socket(fd)
+    opened: AbstractAsyncContextManager[Comms]
+    if thread:
+        opened = comms_in_thread(sock, codec, **open_comms_options)
+    else:
+        opened = open_comms(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec, **open_comms_options)
+    async with opened as comms:
         if not end_on_close:
             yield comms
             return
         async with trio.open_nursery() as nursery:
 
             async def end_when_closed() -> None:
-                await comms.state.wait_value(lambda state: state in (ChannelState.CLOSING, ChannelState.CLOSED))
+                if thread:  # the channel's state lives in another trio run
+                    await comms.wait_closed()
+                else:
+                    await comms.state.wait_value(lambda state: state in _CLOSED)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(end_when_closed)

@@ -60,3 +60,30 @@ def test_a_typed_reply_is_its_declared_type(tmp_path: Path) -> None:
     assert 'Revealed type is "bad_reply_use.VariableResult"' in out
     assert '"VariableResult" has no attribute "no_such_attr"' in out
     assert "anything_goes" not in out  # an undeclared request's reply stays Any
+
+
+MISSPELLED_STATUS = textwrap.dedent(
+    '''
+    import actors
+
+    async def use(supervisor: actors.Supervisor, comms: actors.Comms) -> None:
+        status = supervisor.status.value
+        reveal_type(status)
+        status.incarnaton
+        await supervisor.status.wait_value(lambda s: s.stat is actors.WorkerState.RUNNING)
+        reveal_type(comms.state.value)
+        comms.state.value.nme
+    '''
+)
+
+
+def test_status_and_channel_state_are_typed(tmp_path: Path) -> None:
+    # trio-util ships no types: without actors.Observable these were Any, and a
+    # misspelled field passed mypy --strict.
+    out, status = _mypy(tmp_path, {"misspelled_status.py": MISSPELLED_STATUS})
+    assert status == 1
+    assert "Revealed type is \"actors._supervisor_status.SupervisorStatus\"" in out
+    assert '"SupervisorStatus" has no attribute "incarnaton"' in out
+    assert '"SupervisorStatus" has no attribute "stat"' in out
+    assert "Revealed type is \"actors._state.ChannelState\"" in out
+    assert '"ChannelState" has no attribute "nme"' in out

@@ -62,7 +62,8 @@ class Job:
         self.unhealthy_seconds = 0.0
         self.outages: list[Outage] = []
         self.started = trio.current_time()
-        self.channel: dict[str, int] = {}  # the current runner's CommsStatistics
+        self.channel: dict[str, int] = {}  # a runner's CommsStatistics, from its last sync
+        self.channel_incarnation = 0  # whose: metrics show them only while it is the current one
         self.loop_blocked: tuple[int, int] | None = None  # (incarnation, trigger id) until its next sync
         self.job_id = 0  # this start's row in the store's jobs table (see Store.start_job)
 
@@ -78,7 +79,7 @@ class Job:
                 owner(self.job_id, incarnation or 0), message.events, message.running, message.free
             )
             self.requests_by_caller.update(message.requests)
-            self.channel = message.channel
+            self.channel, self.channel_incarnation = message.channel, incarnation or 0
             self.misroutes += message.misroutes
             return SyncResult(start=start, cancel=cancel)
         if isinstance(message, LoopBlocked):
@@ -105,24 +106,13 @@ class Job:
     def health(self) -> tuple[bool, dict[str, Any]]:
         assert self.supervisor is not None
         status = self.supervisor.status.value
-        healthy = self.supervisor.healthy()
+        why = self.supervisor.why_unhealthy()  # as of now: a stopped runner at once
+        healthy = why is None
         blocked = self.loop_blocked
         if healthy and blocked is not None and blocked[0] == status.incarnation:
             # Its heartbeat is not stale yet, but the runner said its loop is blocked.
-            healthy, reason = False, f"loop blocked by trigger {blocked[1]}"
-        elif healthy:
-            reason = "running"
-        elif status.state is actors.WorkerState.RUNNING:
-            reason = "heartbeat stale"
-        else:
-            reason = {
-                actors.WorkerState.STARTING: "starting",
-                actors.WorkerState.STUCK: "stuck",
-                actors.WorkerState.STOPPING: "stopping",
-                actors.WorkerState.BACKING_OFF: "dead, backing off",
-                actors.WorkerState.FAILED: "failed",
-                actors.WorkerState.STOPPED: "stopped",
-            }[status.state]
+            healthy, why = False, f"loop blocked by trigger {blocked[1]}"
+        reason = why or "running"
         return healthy, {
             "status": "healthy" if healthy else "unhealthy",
             "reason": reason,
@@ -163,19 +153,30 @@ class Job:
                 self.emit(f"runner incarnation {announced} RUNNING pid {status.pid}")
             healthy, body = self.health()
             now = trio.current_time() - self.started
-            if not healthy:
-                self.unhealthy_seconds += period
-                if current is None:
-                    current = Outage(self.supervisor.status.value.incarnation, body["reason"], now)
-                    self.outages.append(current)
-                    self.emit(f"health: 503 ({body['reason']}), runner incarnation {current.incarnation}")
-            elif current is not None:
+            if not healthy and current is None:
+                current = Outage(status.incarnation, body["reason"], now)
+                self.outages.append(current)
+                self.emit(f"health: 503 ({body['reason']}), runner incarnation {current.incarnation}")
+            elif healthy and current is not None:
+                # From the fault to the next RUNNING (and fresh) incarnation; its cause is
+                # how *that* incarnation ended, if it did.
                 current.ended = now
-                status = self.supervisor.status.value
-                current.cause = f"{status.last_exit_reason} (exit {status.last_exit})"
-                self.emit(f"health: 200 again, runner incarnation {self.supervisor.status.value.incarnation}")
+                current.cause = self.ended_how(current.incarnation) or current.reason
+                self.unhealthy_seconds += current.ended - current.started
+                self.emit(f"health: 200 again, runner incarnation {status.incarnation}")
                 current = None
             await trio.sleep(period)
+
+    def ended_how(self, incarnation: int) -> str | None:
+        """How one incarnation ended (its reason and exit code), from the supervisor's
+        history, or None if it has not ended."""
+        assert self.supervisor is not None
+        for status in self.supervisor.history():
+            if status.incarnation == incarnation and status.state in (
+                actors.WorkerState.BACKING_OFF, actors.WorkerState.FAILED
+            ):
+                return f"{status.last_exit_reason} (exit {status.last_exit})"
+        return None
 
     # ------------------------------------------------------------------ chaos
 
@@ -227,10 +228,12 @@ class _JobCollector:
         yield handled
         yield CounterMetricFamily("triggerer_channel_misroutes", "Replies that were not their caller's.", value=job.misroutes)
         runner_channel = GaugeMetricFamily(
-            "triggerer_runner_channel", "The current runner's channel statistics (CommsStatistics).", labels=["field"]
+            "triggerer_runner_channel", "The current runner's channel statistics (CommsStatistics), "
+            "as of its last sync; none while no live incarnation has synced.", labels=["field"]
         )
-        for field, value in sorted(job.channel.items()):
-            runner_channel.add_metric([field], value)
+        if job.channel_incarnation == status.incarnation and status.pid is not None:
+            for field, value in sorted(job.channel.items()):
+                runner_channel.add_metric([field], value)
         yield runner_channel
         yield CounterMetricFamily("triggerer_stale_completions", "Completions fenced off (stale incarnation).",
                                   value=job.store.stale_completions)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import socket
 import sys
 import threading
@@ -252,10 +251,7 @@ def main() -> None:
     parser.add_argument("--block-seconds", type=float, default=5.0)
     parser.add_argument("--block-report-after", type=float, default=0.5)
     args = parser.parse_args()
-    sock = socket.socket(fileno=os.dup(0))
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    sock = actors.supervisor_socket()  # fd 0, as the supervisor passes it
     if args.host == "trio":
         trio.run(trio_main, sock, args)
     else:

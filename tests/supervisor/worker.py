@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import msgpack
@@ -78,8 +79,17 @@ async def main(mode: str, fd: int) -> None:
             while True:
                 await comms.asend(Work(n=0))
                 await trio.sleep(BEAT)
-    async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5) as comms:
+    async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5, thread=mode == "thread-block") as comms:
         print(f"worker {os.getpid()} hello={comms.hello}", file=sys.stderr, flush=True)
+        loop_blocked = threading.Event()
+        if mode == "thread-block":  # a thread keeps asking while the main loop is blocked
+
+            def ask() -> None:
+                while True:
+                    comms.send(Work(n=-1 if loop_blocked.is_set() else 0))
+                    time.sleep(0.02)
+
+            threading.Thread(target=ask, daemon=True).start()
         if mode.startswith("child-"):  # a child of its own, reported to the supervisor
             child = subprocess.Popen(["sleep", "1000"])  # noqa: ASYNC220 - a fork, nothing to await
             await comms.asend(Work(n=child.pid))
@@ -115,7 +125,9 @@ async def main(mode: str, fd: int) -> None:
                 if beats == 3:
                     if mode in ("exit", "child-exit"):
                         os._exit(3)
-                    if mode in ("block", "ignore-term", "child-block"):
+                    if mode == "thread-block":
+                        loop_blocked.set()
+                    if mode in ("block", "ignore-term", "child-block", "thread-block"):
                         time.sleep(1000)  # noqa: ASYNC251 - the point: sync code blocks the loop
                     if mode == "sigstop":
                         os.kill(os.getpid(), signal.SIGSTOP)

@@ -79,6 +79,7 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
     during: list[tuple[int, dict]] = []
     after: list[tuple[int, dict]] = []
     metrics_during: list[str] = []
+    metrics_after: list[str] = []
     try:
         with trio.fail_after(TEST_TIMEOUT):
             async with httpx.AsyncClient(timeout=10) as client:
@@ -101,6 +102,8 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
                     elif "health: 200 again" in line and outage_incarnation is not None:
                         response = await client.get(demo.url + "/health")
                         after.append((response.status_code, response.json()))
+                        if response.status_code == 200:
+                            metrics_after.append((await client.get(demo.url + "/metrics")).text)
             code = await process.wait()
     finally:
         await ensure_ended(process)
@@ -111,12 +114,19 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
     assert during, output
     for status, body in during:
         assert status == 503 and body["status"] == "unhealthy"
-        assert body["reason"] in ("heartbeat stale", "stuck", "stopping", "dead, backing off", "starting") or (
+        assert body["reason"] in (
+            "heartbeat stale", "stuck", "stopping", "dead, backing off", "starting", "stopped by a signal",
+            "closed its channel",
+        ) or (
             body["reason"].startswith("loop blocked by trigger ")
         )
         assert set(body["triggers"]) == {"queued", "running", "succeeded", "failed"}
     assert any("triggerer_runner_up 0.0" in text for text in metrics_during)
-    assert all('triggerer_runner_channel{field="requests_sent"}' in text for text in metrics_during)
+    # The runner channel's numbers are the current incarnation's, or none while it is
+    # dead: never the dead one's.
+    assert all("# HELP triggerer_runner_channel" in text for text in metrics_during)
+    assert any('triggerer_runner_channel{field="requests_sent"}' not in text for text in metrics_during)
+    assert metrics_after and all('triggerer_runner_channel{field="requests_sent"}' in t for t in metrics_after)
     assert all("triggerer_runner_restarts_total" in text for text in metrics_during)
     assert after and any(status == 200 and body["runner"]["state"] == "RUNNING" for status, body in after)
     # The store, read afterwards: every trigger terminal, exactly once, as its kind expects.
