@@ -105,9 +105,42 @@ async def run_on(store: Store, args: argparse.Namespace) -> int:
         job.emit(f"resuming {await store.unfinished()} unfinished of the {existing} triggers in {args.db}")
     else:
         await store.add(kinds_for(args))
-    host, _, port = args.http.rpartition(":")
     start = trio.current_time()
     stopped_by: list[int] = []
+    gave_up: list[actors.RestartIntensityExceeded] = []
+    try:
+        await supervise(job, store, args, stopped_by)
+    except* actors.RestartIntensityExceeded as group:
+        gave_up.extend(leaves(group))
+    if stopped_by:
+        counts = await store.counts()
+        print(f"stopped by {signal.Signals(stopped_by[0]).name}: runner stopped; {counts['queued'] + counts['running']} "
+              f"triggers unfinished in {args.db} (run again with --db to resume)", flush=True)
+        return 128 + stopped_by[0]
+    wall = trio.current_time() - start
+    rows = await store.rows()
+    problems = check(rows, job)
+    if gave_up:
+        problems.insert(0, f"the job gave up on its runner: {gave_up[0]}")
+    summary(job, rows, wall, problems)
+    return 1 if problems else 0
+
+
+def leaves(group: BaseExceptionGroup[actors.RestartIntensityExceeded]) -> list[actors.RestartIntensityExceeded]:
+    found: list[actors.RestartIntensityExceeded] = []
+    for error in group.exceptions:
+        found += leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    return found
+
+
+async def supervise(job: Job, store: Store, args: argparse.Namespace, stopped_by: list[int]) -> None:
+    """Serve /health and /metrics and supervise the runner until every trigger is
+    terminal (or a signal stops the job).
+
+    Raises:
+        RestartIntensityExceeded: the runner had to be restarted too often.
+    """
+    host, _, port = args.http.rpartition(":")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signals, nursery.cancel_scope, stopped_by)
         async with trio.open_nursery() as work:
@@ -134,16 +167,6 @@ async def run_on(store: Store, args: argparse.Namespace) -> int:
                     watchers.cancel_scope.cancel()
             work.cancel_scope.cancel()
         nursery.cancel_scope.cancel()
-    if stopped_by:
-        counts = await store.counts()
-        print(f"stopped by {signal.Signals(stopped_by[0]).name}: runner stopped; {counts['queued'] + counts['running']} "
-              f"triggers unfinished in {args.db} (run again with --db to resume)", flush=True)
-        return 128 + stopped_by[0]
-    wall = trio.current_time() - start
-    rows = await store.rows()
-    problems = check(rows, job)
-    summary(job, rows, wall, problems)
-    return 1 if problems else 0
 
 
 async def stop_on_signals(scope: trio.CancelScope, stopped_by: list[int]) -> None:

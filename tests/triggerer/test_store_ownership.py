@@ -122,3 +122,19 @@ async def test_sigterm_and_ctrl_c_stop_the_runner_and_exit_cleanly(tmp_path: Pat
     assert "Traceback" not in output
     assert f"stopped by {signal.Signals(signum).name}" in output
     assert_gone(demo.runner_pids)
+
+
+async def test_a_job_that_gives_up_on_its_runner_says_so_and_exits_1(tmp_path: Path) -> None:
+    # Once: the intensity error vanished inside the job's nurseries ("0 outcomes", exit 0 paths).
+    demo = await start_demo("--triggers", "20", "--chaos", "--max-restarts", "0", "--stuck-after", "1",
+                            "--db", str(tmp_path / "t.db"))
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            code = await finish(demo)
+    finally:
+        await ensure_ended(demo.process)
+    output = "\n".join(demo.lines)
+    assert code == 1, output
+    assert "the job gave up on its runner: worker restarted more than 0 times" in " ".join(output.split())
+    assert "Traceback" not in output
+    assert_gone(demo.runner_pids)
