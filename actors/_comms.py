@@ -65,6 +65,7 @@ class CommsActor:
         max_frame_size: int,
         expect_hello: bool,
         stall_timeout: float,
+        priority: frozenset[type] = frozenset(),
     ) -> None:
         self._stream = stream
         self._pump = FramePump(
@@ -73,6 +74,7 @@ class CommsActor:
         )
         self.codec = codec
         self._reply_types = codec.reply_types if codec.reply_types else None
+        self._priority = priority or None  # None: no lane, and one test per call fewer
         self.max_in_flight = max_in_flight
         self.max_unanswered = max_unanswered
         self.max_frame_size = max_frame_size
@@ -196,6 +198,11 @@ class CommsActor:
             self._fail_closed(slot)
         elif slot.gave_up():
             pass  # a thread caller timed out before its request even reached us
+        elif self._priority is not None and slot.request_class in self._priority:
+            # The priority lane (the heartbeat): outside max_in_flight, ahead of every
+            # queued request, at the head of the next write.
+            self._admitted_unwritten.appendleft(slot)
+            self._pump.data_ready()
         elif self._admitted < self.max_in_flight:
             self._admitted += 1
             self._admitted_unwritten.append(slot)
@@ -229,7 +236,8 @@ class CommsActor:
         if not frame_id or self._in_flight.get(frame_id) is not slot:
             return  # not written yet (the writer will skip it), or already answered
         del self._in_flight[frame_id]
-        self._admitted -= 1
+        if self._priority is None or slot.request_class not in self._priority:
+            self._admitted -= 1
         now = trio.current_time()
         self._abandoned_in_flight[frame_id] = now
         if len(self._abandoned_in_flight) > self.max_unanswered:
@@ -308,7 +316,8 @@ class CommsActor:
                 slot.frame_id = frame_id
                 if not slot.try_take():
                     slot.frame_id = 0
-                    self._admitted -= 1
+                    if self._priority is None or slot.request_class not in self._priority:
+                        self._admitted -= 1
                     skipped = True
                     continue
                 in_flight[frame_id] = slot
@@ -345,7 +354,8 @@ class CommsActor:
             else:
                 self.counters.replies_unknown += 1
             return
-        self._admitted -= 1
+        if self._priority is None or slot.request_class not in self._priority:
+            self._admitted -= 1
         if slot.try_claim():
             self.counters.replies_routed += 1
             try:

@@ -29,6 +29,7 @@ async def open_comms(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     expect_hello: bool = False,
     hello_timeout: float = 10.0,
+    heartbeat: type | tuple[type, ...] = (),
 ) -> AsyncIterator[Comms]:
     """Run a comms actor on ``stream`` inside the current trio run.
 
@@ -62,6 +63,11 @@ async def open_comms(
             ``comms.hello`` before any request is sent. Without it, a hello from
             the peer is logged once with a hint and otherwise ignored.
         hello_timeout: seconds to wait for that hello.
+        heartbeat: request classes that take the priority lane: admitted ahead of
+            every waiting request, outside ``max_in_flight``, at the head of the
+            next write, so a channel full of bulk requests never delays the
+            heartbeat a supervisor judges liveness by (its ``serve`` lets it jump
+            its own queue too).
 
     Raises:
         ValueError: an option is out of range.
@@ -79,6 +85,7 @@ async def open_comms(
         max_frame_size=max_frame_size,
         expect_hello=expect_hello,
         stall_timeout=stall_timeout_for(default_timeout),
+        priority=frozenset(heartbeat if isinstance(heartbeat, tuple) else (heartbeat,)),
     )
     # The actor never raises into this nursery. An exception from the hello wait or
     # from the host's own block is kept out of it too, and re-raised after, so the

@@ -112,6 +112,9 @@ class Liveness:
         live.is_stuck(now)
     """
 
+    GAP_WINDOW = 30.0
+    """Seconds of heartbeat gaps kept for :meth:`worst_gap`."""
+
     def __init__(self, *, stuck_after: float, start_timeout: float) -> None:
         if not stuck_after > 0 or not start_timeout > 0:
             raise ValueError("stuck_after and start_timeout must be positive")
@@ -119,16 +122,34 @@ class Liveness:
         self.start_timeout = start_timeout
         self.spawned_at = 0.0
         self.last_heartbeat: float | None = None
+        self.last_gap: float | None = None
+        """Seconds between the last two heartbeats (None before the second)."""
+        self._gaps: collections.deque[tuple[float, float]] = collections.deque()  # (when, gap)
 
     def spawned(self, now: float) -> None:
         self.spawned_at = now
         self.last_heartbeat = None
+        self.last_gap = None
+        self._gaps.clear()
 
     def heartbeat(self, now: float) -> bool:
         """Record a heartbeat; True if it was the incarnation's first."""
         first = self.last_heartbeat is None
+        if self.last_heartbeat is not None:
+            self.last_gap = now - self.last_heartbeat
+            self._gaps.append((now, self.last_gap))
+            while self._gaps and self._gaps[0][0] < now - self.GAP_WINDOW:
+                self._gaps.popleft()
         self.last_heartbeat = now
         return first
+
+    def worst_gap(self, now: float) -> float | None:
+        """The longest gap between heartbeats in the last :attr:`GAP_WINDOW` seconds,
+        counting the one still open (since the last heartbeat), or None before the first."""
+        if self.last_heartbeat is None:
+            return None
+        recent = [gap for when, gap in self._gaps if when >= now - self.GAP_WINDOW]
+        return max([*recent, now - self.last_heartbeat])
 
     def deadline(self) -> float:
         """The time by which the next heartbeat must come."""

@@ -12,6 +12,7 @@ what ends a stream.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
 import math
@@ -22,6 +23,7 @@ import trio
 
 from channel import (
     DEFAULT_MAX_FRAME_SIZE,
+    TAG_KEY,
     Codec,
     ErrorReply,
     FrameFields,
@@ -30,6 +32,7 @@ from channel import (
     RejectedFrame,
     RemoteProtocolError,
     RequestFrame,
+    message_type_of,
     pack_error_body,
     response_bytes,
 )
@@ -66,34 +69,70 @@ class _Responder:
         incarnation: int | None,
         max_unwritten: int,
         stall_timeout: float,
+        max_queued: int,
+        priority: frozenset[str],
     ) -> None:
         self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size, stall_timeout=stall_timeout)
         self._max_unwritten = max_unwritten
+        self._max_queued = max_queued
+        self._priority = priority
         self._codec = codec
         self._handler = handler
         self._incarnation = incarnation
         self._handler_room = trio.Semaphore(max_concurrency)
         self._handlers: trio.Nursery | None = None
+        # Requests read and waiting for a handler, oldest first; the reader stops
+        # reading while max_queued wait, and the dispatcher starts them as room frees.
+        self._queued: collections.deque[FrameFields] = collections.deque()
+        self._queue_changed = trio.lowlevel.ParkingLot()
+        self._reading = True
         self.running = 0
         self.cancelled = 0
 
     def on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
         if type(event) is RejectedFrame:
-            self._handler_room.release()
             log.warning("request frame %d refused: %s", event.id, event.reason)
             self.pump.queue(response_bytes(event.id, None, pack_error_body(event.decode_error())))
             return
         if type(event) is OversizedFrame:
-            self._handler_room.release()
             log.warning("request frame %d of %d bytes is over max_frame_size=%d: answered FRAME_TOO_LARGE",
                         event.id, event.size, event.max_frame_size)
             self.pump.queue(response_bytes(event.id, None, pack_error_body(event.error_reply("request"))))
             return
         assert self._handlers is not None and type(event) is tuple
-        self.running += 1
-        self._handlers.start_soon(self.handle, *event)
+        body = event[1]
+        if self._priority and body is not None and body.get(TAG_KEY) in self._priority:
+            # The priority lane (a heartbeat): handled at once, ahead of every queued
+            # request and outside max_concurrency, so busy never looks dead.
+            self.running += 1
+            self._handlers.start_soon(self.handle, *event, True)
+            return
+        self._queued.append(event)
+        self._queue_changed.unpark_all()
 
-    async def handle(self, frame_id: int, body: dict[str, Any] | None, carrier: dict[str, Any] | None) -> None:
+    async def dispatch(self) -> None:
+        """Start a handler for each queued request, oldest first, as room frees up;
+        return once reading has ended and the queue is empty."""
+        assert self._handlers is not None
+        while True:
+            while not self._queued:
+                if not self._reading:
+                    return
+                await self._queue_changed.park()
+            await self._handler_room.acquire()
+            await self.pump.wait_unwritten_below(self._max_unwritten)
+            event = self._queued.popleft()
+            self._queue_changed.unpark_all()
+            self.running += 1
+            self._handlers.start_soon(self.handle, *event, False)
+
+    def reading_ended(self) -> None:
+        self._reading = False
+        self._queue_changed.unpark_all()
+
+    async def handle(
+        self, frame_id: int, body: dict[str, Any] | None, carrier: dict[str, Any] | None, priority: bool
+    ) -> None:
         request_info.set(RequestInfo(frame_id=frame_id, carrier=carrier, incarnation=self._incarnation))
         try:
             try:
@@ -118,12 +157,14 @@ class _Responder:
             raise
         finally:
             self.running -= 1
-            self._handler_room.release()
+            if not priority:
+                self._handler_room.release()
 
-    async def room_for_a_request(self) -> None:
-        """Wait until a handler may start: one of ``max_concurrency`` is free and the
-        replies not yet written fit in ``max_unwritten`` bytes."""
-        await self._handler_room.acquire()
+    async def room_to_read(self) -> None:
+        """Wait until another request may be read: fewer than ``max_queued`` wait for
+        a handler, and the replies not yet written fit in ``max_unwritten`` bytes."""
+        while len(self._queued) >= self._max_queued:
+            await self._queue_changed.park()
         await self.pump.wait_unwritten_below(self._max_unwritten)
 
     async def run(
@@ -147,8 +188,10 @@ class _Responder:
                 nursery.start_soon(write)
                 async with trio.open_nursery() as handlers:
                     self._handlers = handlers
+                    handlers.start_soon(self.dispatch)
                     task_status.started()
-                    end = await pump.read_frames(self.on_frame, before_frame=self.room_for_a_request)
+                    end = await pump.read_frames(self.on_frame, before_frame=self.room_to_read)
+                    self.reading_ended()
                     if isinstance(end, RemoteProtocolError):
                         # Kept, not returned here: the cancel would replace a return.
                         log.warning("peer sent a bad frame, closing: %s", end)
@@ -180,6 +223,8 @@ async def serve(
     incarnation: int | None = None,
     max_unwritten: int = 4 * 2**20,
     stall_timeout: float = 30.0,
+    max_queued: int = 1024,
+    priority: type | tuple[type, ...] = (),
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Answer the requests on ``stream`` with ``handler`` until the peer closes its side.
@@ -194,8 +239,16 @@ async def serve(
         await actors.serve(stream, codec, handler, hello=StartTriggerer())
         # or, to know it is serving: await nursery.start(actors.serve, stream, codec, handler)
 
-    Requests are handled concurrently (at most ``max_concurrency`` at once) and each
-    reply is written as soon as its handler returns, in any order. Any request id is
+    Requests are handled concurrently (at most ``max_concurrency`` at once, the rest
+    queued in arrival order) and each reply is written as soon as its handler
+    returns, in any order. Reading goes on while requests wait, up to ``max_queued``
+    of them (the default is a requester's default ``max_in_flight``, so a
+    well-behaved peer is never left with unread bytes); only past that, or while
+    replies wait unwritten, does reading stop.
+
+    - Requests of a ``priority`` type (a supervisor's heartbeat) skip the queue: each
+      is handled as soon as it is read, outside ``max_concurrency``, so a busy
+      responder never delays the one request that says its peer is alive. Any request id is
     accepted, 0 included (Airflow's task SDK numbers from 0). Inside the handler,
     :func:`~actors.current_request` gives the frame id, trace carrier and incarnation.
 
@@ -231,6 +284,8 @@ async def serve(
         max_unwritten: bytes of replies waiting to be written above which no more
             requests are read or handled.
         stall_timeout: seconds the peer may read none of our waiting replies.
+        max_queued: requests read and waiting for a handler, above which reading stops.
+        priority: message classes handled at once, ahead of the queue (see above).
         task_status: for ``nursery.start``: started once the responder is reading.
 
     Raises:
@@ -241,8 +296,9 @@ async def serve(
             ``stall_timeout`` seconds; running handlers are cancelled and the stream closed.
         TypeError: ``handler`` is not an ``async def`` function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).
-        ValueError: ``max_concurrency`` is not an int >= 1, ``drain_timeout`` is negative,
-            ``max_unwritten`` negative or ``stall_timeout`` not positive.
+        ValueError: ``max_concurrency`` or ``max_queued`` is not an int >= 1,
+            ``drain_timeout`` is negative, ``max_unwritten`` negative or
+            ``stall_timeout`` not positive.
     """
     if not _is_async_callable(handler):
         raise TypeError(
@@ -252,6 +308,9 @@ async def serve(
         raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
     if not isinstance(drain_timeout, (int, float)) or not 0 <= drain_timeout <= math.inf:
         raise ValueError(f"drain_timeout must be a number of seconds >= 0, not {drain_timeout!r}")
+    if type(max_queued) is not int or max_queued < 1:
+        raise ValueError(f"max_queued must be an int >= 1, not {max_queued!r}")
+    priority_tags = frozenset(map(message_type_of, priority if isinstance(priority, tuple) else (priority,)))
     if type(max_unwritten) is not int or max_unwritten < 0:
         raise ValueError(f"max_unwritten must be an int >= 0, not {max_unwritten!r}")
     if not isinstance(stall_timeout, (int, float)) or not 0 < stall_timeout <= math.inf:
@@ -259,6 +318,7 @@ async def serve(
     responder = _Responder(
         stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size,
         incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout,
+        max_queued=max_queued, priority=priority_tags,
     )
     try:
         if hello is not None:

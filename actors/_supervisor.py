@@ -61,9 +61,11 @@ class _Options:
     max_frame_size: int
     fd: int
     own_process_group: bool
+    overloaded_gap: float
+    overloaded_lag: float
 
     def __attrs_post_init__(self) -> None:
-        for name in ("stuck_after", "start_timeout", "stop_timeout"):
+        for name in ("stuck_after", "start_timeout", "stop_timeout", "overloaded_gap", "overloaded_lag"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -142,7 +144,41 @@ class Supervisor(metaclass=NoPublicConstructor):
         return RestartIntensityExceeded(self._exits, self._intensity.max_restarts, self._intensity.window)
 
     def _publish(self, state: WorkerState) -> None:
-        self._board.move(state, heartbeat_age=self.heartbeat_age())
+        now = trio.current_time()
+        liveness = None if self._current is None else self._current.liveness
+        self._board.move(
+            state,
+            heartbeat_age=None if liveness is None else liveness.age(now),
+            heartbeat_gap=None if liveness is None else liveness.last_gap,
+            worst_heartbeat_gap=None if liveness is None else liveness.worst_gap(now),
+        )
+
+    def report_load(self, loop_lag: float) -> None:
+        """Record the worker's own event-loop lag, in seconds (for a handler whose
+        heartbeat message carries it): published as ``status.loop_lag``, and judged
+        by :meth:`ready`."""
+        self._board.move(
+            self._board.state, heartbeat_age=self.status.value.heartbeat_age,
+            heartbeat_gap=self.status.value.heartbeat_gap,
+            worst_heartbeat_gap=self.status.value.worst_heartbeat_gap, loop_lag=loop_lag,
+        )
+
+    def ready(self) -> bool:
+        """True iff the worker is :meth:`healthy` and not overloaded: its last heartbeat
+        gap is at most ``overloaded_gap`` and its reported loop lag (if any) at most
+        ``overloaded_lag``.
+
+        Liveness and readiness are different signals, as in Kubernetes: a host
+        restarts a worker that is not *healthy* (dead, stopped, stuck), and only
+        stops sending work to one that is not *ready* (busy). Busy is never a reason
+        to restart: the heartbeat jumps every queue, so a busy worker stays healthy.
+        """
+        if not self.healthy():
+            return False
+        status = self.status.value
+        gap_ok = status.heartbeat_gap is None or status.heartbeat_gap <= self._options.overloaded_gap
+        lag_ok = status.loop_lag is None or status.loop_lag <= self._options.overloaded_lag
+        return gap_ok and lag_ok
 
     # ------------------------------------------------------------------ running
 
@@ -231,7 +267,7 @@ class Incarnation:
         self.liveness.spawned(trio.current_time())
         board.move(
             WorkerState.STARTING, heartbeat_age=None, pid=self.process.pid, incarnation=self.number,
-            restarts=self.number - 1,
+            restarts=self.number - 1, loop_lag=None,
         )
         try:
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
@@ -291,7 +327,7 @@ class Incarnation:
             await serve(
                 stream, self._supervisor._codec, self.handle, max_concurrency=options.max_concurrency,
                 hello=options.hello, max_frame_size=options.max_frame_size, drain_timeout=0,
-                incarnation=self.number, stall_timeout=options.stuck_after,
+                incarnation=self.number, stall_timeout=options.stuck_after, priority=options.heartbeat,
             )
         except RemoteProtocolError as exc:
             log.warning("worker incarnation %d sent garbage: %s", self.number, exc)
@@ -361,6 +397,8 @@ async def open_supervisor(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     fd: int = 0,
     own_process_group: bool = True,
+    overloaded_gap: float | None = None,
+    overloaded_lag: float = 0.25,
 ) -> AsyncIterator[Supervisor]:
     """Run ``command`` as a supervised worker process for as long as the block runs.
 
@@ -381,6 +419,14 @@ async def open_supervisor(
       worker's main loop sends. No other request counts. A worker with no heartbeat
       within ``stuck_after`` (``start_timeout`` for the first) is stuck
       (:meth:`Incarnation.watch_heartbeat` decides).
+    - Busy is not stuck. The heartbeat jumps every queue here: it is handled as it
+      is read, outside ``max_concurrency`` (the worker's side lets it jump its own
+      queue when it passes ``heartbeat=`` to ``connect_to_supervisor``). Load is
+      seen, not punished: ``status`` carries the heartbeat gaps and any loop lag
+      the worker reports (:meth:`Supervisor.report_load`), and
+      :meth:`Supervisor.ready` turns False while the last gap is over
+      ``overloaded_gap`` (default ``stuck_after / 2``) or the lag over
+      ``overloaded_lag``; :meth:`Supervisor.healthy` stays the liveness signal.
     - A stuck worker is stopped (SIGTERM, SIGKILL after ``stop_timeout``; SIGKILL at
       once if it is stopped by SIGSTOP). One that exits (any code, any signal),
       closes its channel, sends garbage or reads none of its replies for
@@ -417,6 +463,7 @@ async def open_supervisor(
         backoff_initial=backoff_initial, backoff_max=backoff_max, max_restarts=max_restarts,
         restart_window=restart_window, hello=hello, max_concurrency=max_concurrency,
         max_frame_size=max_frame_size, fd=fd, own_process_group=own_process_group,
+        overloaded_gap=stuck_after / 2 if overloaded_gap is None else overloaded_gap, overloaded_lag=overloaded_lag,
     )
     Backoff(backoff_initial, backoff_max)  # check them now, not at the first restart
     RestartIntensity(max_restarts, restart_window)

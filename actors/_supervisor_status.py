@@ -83,6 +83,14 @@ class SupervisorStatus:
     """Seconds since the last heartbeat when this snapshot was taken, or None."""
     since: float
     """When the state began, on trio's clock."""
+    heartbeat_gap: float | None = None
+    """Seconds between the current incarnation's last two heartbeats (None before
+    its second): how far behind its main loop runs, a load signal, not a liveness one."""
+    worst_heartbeat_gap: float | None = None
+    """The longest such gap in the last 30 s (the open one included)."""
+    loop_lag: float | None = None
+    """The worker's own event-loop lag, in seconds, as last reported with
+    :meth:`~actors.Supervisor.report_load` (None if it never reports it)."""
 
 
 class RestartIntensityExceeded(Exception):
@@ -129,6 +137,9 @@ class StatusBoard:
         state: WorkerState,
         *,
         heartbeat_age: float | None,
+        heartbeat_gap: float | None = None,
+        worst_heartbeat_gap: float | None = None,
+        loop_lag: float | _Keep | None = _Keep.KEEP,
         pid: int | _Keep | None = _Keep.KEEP,
         incarnation: int | None = None,
         restarts: int | None = None,
@@ -154,6 +165,9 @@ class StatusBoard:
             last_exit_reason=current.last_exit_reason if last_exit_reason is _Keep.KEEP else last_exit_reason,
             heartbeat_age=heartbeat_age,
             since=current.since if state is current.state else trio.current_time(),
+            heartbeat_gap=heartbeat_gap,
+            worst_heartbeat_gap=worst_heartbeat_gap,
+            loop_lag=current.loop_lag if loop_lag is _Keep.KEEP else loop_lag,
         )
         if (new.state, new.incarnation, new.pid) != (current.state, current.incarnation, current.pid):
             self._history.append(new)  # transitions only: heartbeats would crowd them out

@@ -117,6 +117,7 @@ def comms_in_thread(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     expect_hello: bool = False,
     hello_timeout: float = 10.0,
+    heartbeat: type | tuple[type, ...] = (),
 ) -> ThreadedComms:
     """Run a comms actor on ``sock`` in a daemon thread with its own trio loop.
 
@@ -141,7 +142,7 @@ def comms_in_thread(
         sock: a connected stream socket (a socketpair end, a Unix or TCP socket).
         codec: the message codec.
         timeout, max_in_flight, max_unanswered, max_frame_size, expect_hello,
-            hello_timeout: as for :func:`~actors.open_comms`.
+            hello_timeout, heartbeat: as for :func:`~actors.open_comms`.
 
     Raises:
         ValueError: an option is out of range (raised here, before any thread starts).
@@ -157,6 +158,7 @@ def comms_in_thread(
         "max_frame_size": max_frame_size,
         "expect_hello": expect_hello,
         "hello_timeout": hello_timeout,
+        "heartbeat": heartbeat,
     }
     result: ThreadedComms = ThreadedComms._create(sock, codec, options)
     return result

@@ -77,7 +77,9 @@ async def connect_to_supervisor(
         end_on_close: cancel the block when the channel closes.
         thread: run the channel on its own thread (see above).
         **open_comms_options: as :func:`~actors.open_comms` (``timeout``,
-            ``expect_hello``, ``max_in_flight``, ...).
+            ``expect_hello``, ``max_in_flight``, ``heartbeat``, ...). Pass
+            ``heartbeat=`` the supervisor's heartbeat class, so the heartbeat takes
+            the priority lane past any bulk requests waiting here.
     """
     sock = supervisor_socket(fd)
     opened: AbstractAsyncContextManager[Comms]

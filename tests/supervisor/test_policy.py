@@ -51,3 +51,21 @@ def test_liveness_counts_from_spawn_then_from_each_heartbeat() -> None:
     assert live.age(105.0) == 1.0
     live.spawned(200.0)  # a new incarnation starts from nothing
     assert live.age(200.0) is None and live.deadline() == 205.0
+
+
+def test_liveness_keeps_the_heartbeat_gaps_of_a_window_for_load_not_for_liveness() -> None:
+    live = Liveness(stuck_after=2.0, start_timeout=5.0)
+    live.spawned(0.0)
+    assert (live.last_gap, live.worst_gap(0.0)) == (None, None)
+    for now in (1.0, 1.5, 2.7, 3.0):
+        live.heartbeat(now)
+    assert live.last_gap == pytest.approx(0.3)
+    assert live.worst_gap(3.0) == pytest.approx(1.2)  # 1.5 -> 2.7
+    assert live.worst_gap(4.5) == pytest.approx(1.5)  # the open gap counts
+    assert live.worst_gap(2.7 + Liveness.GAP_WINDOW + 0.1) == pytest.approx(Liveness.GAP_WINDOW - 0.2)
+    live.heartbeat(40.0)
+    assert live.worst_gap(40.0) == pytest.approx(37.0)
+    live.heartbeat(40.5)
+    assert live.worst_gap(71.0) == pytest.approx(30.5)  # 37 s gap left the window; the open one is 30.5
+    live.spawned(80.0)
+    assert live.last_gap is None

@@ -65,7 +65,30 @@ def count_socket_copies(inode: int) -> int:
     return copies
 
 
-async def main(mode: str, fd: int) -> None:
+async def run_busy(mode: str, fd: int, load: int) -> None:
+    """Side tasks keep ``load`` requests waiting on a slow supervisor while the main
+    loop heartbeats every 0.2 s through the priority lane; "busy-block" then blocks
+    the main loop with sync code after 2 s."""
+    async with actors.connect_to_supervisor(CODEC, fd=fd, heartbeat=Heartbeat) as comms:
+        async with trio.open_nursery() as nursery:
+
+            async def ask() -> None:
+                while True:
+                    await comms.asend(Work(n=0))
+
+            for _ in range(load):
+                nursery.start_soon(ask)
+            started = trio.current_time()
+            while True:
+                await comms.asend(Heartbeat())
+                if mode == "busy-block" and trio.current_time() - started > 2:
+                    time.sleep(1000)  # noqa: ASYNC251 - the point: a blocked main loop is still stuck
+                await trio.sleep(0.2)
+
+
+async def main(mode: str, fd: int, load: int = 0) -> None:
+    if mode.startswith("busy"):
+        await run_busy(mode, fd, load)
     if mode in ("deep-frame", "deep-request", "no-read"):
         hostile(mode, fd)
     if mode == "garbage":
@@ -141,6 +164,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("mode")
     parser.add_argument("--fd", type=int, default=0)
+    parser.add_argument("--load", type=int, default=0, help="busy modes: requests kept waiting")
     args = parser.parse_args()
-    trio.run(main, args.mode, args.fd)
+    trio.run(main, args.mode, args.fd, args.load)
     sys.exit(0)
