@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 import actors
 
+from .admission import AdmissionControl, Load
 from .messages import (
     ConnectionResult,
     GetConnection,
@@ -66,6 +67,9 @@ class Job:
         self.channel_incarnation = 0  # whose: metrics show them only while it is the current one
         self.loop_blocked: tuple[int, int] | None = None  # (incarnation, trigger id) until its next sync
         self.job_id = 0  # this start's row in the store's jobs table (see Store.start_job)
+        self.admission = AdmissionControl(args.capacity)
+        self.admission_incarnation = 0
+        self.loop_lags: list[float] = []  # as reported in each sync, for the summary
 
     # ------------------------------------------------------------------ serving the runner
 
@@ -75,8 +79,9 @@ class Job:
         if isinstance(message, Sync):
             if self.loop_blocked is not None and self.loop_blocked[0] == incarnation:
                 self.loop_blocked = None  # its loop runs again
+            free = self.admit(incarnation or 0, message)
             start, cancel, _stale = await self.store.sync(
-                owner(self.job_id, incarnation or 0), message.events, message.running, message.free
+                owner(self.job_id, incarnation or 0), message.events, message.running, free
             )
             self.requests_by_caller.update(message.requests)
             self.channel, self.channel_incarnation = message.channel, incarnation or 0
@@ -96,6 +101,20 @@ class Job:
         if isinstance(message, GetTaskStates):
             return TaskStatesResult(dag_id=message.dag_id, states={run: "success" for run in message.run_ids})
         raise actors.ErrorReply("UNKNOWN_REQUEST", {"type": type(message).__name__})
+
+    def admit(self, incarnation: int, message: Sync) -> int:
+        """How many new triggers this sync may start: what the runner has room for,
+        within the limit admission control sets from its reported load."""
+        if incarnation != self.admission_incarnation:  # a new runner ramps up again
+            self.admission.restart()
+            self.admission_incarnation = incarnation
+        limit = self.admission.update(
+            Load(loop_lag=message.loop_lag, threads_waiting=message.threads_waiting, running=message.peak_running)
+        )
+        if self.supervisor is not None:
+            self.supervisor.report_load(message.loop_lag)
+        self.loop_lags.append(message.loop_lag)
+        return max(0, min(message.free, limit - len(message.running)))
 
     def emit(self, line: str) -> None:
         """An event line for the log (and for tests that follow the run)."""

@@ -45,6 +45,9 @@ class Sync(Request[SyncResult]):
     requests: dict[str, int]  # requests made since the last sync, by caller kind
     misroutes: int
     channel: dict[str, int]  # the runner's CommsStatistics, as of this sync
+    loop_lag: float = 0.0  # the worst lateness of its loop's 50 ms tick since the last sync
+    threads_waiting: int = 0  # trigger work waiting for a worker thread now
+    peak_running: int = 0  # the most triggers it ran at once since the last sync
 
 
 @attrs.frozen

@@ -46,16 +46,43 @@ class Runner:
         self.events: list[TriggerEvent] = []
         self.running: dict[int, Any] = {}  # trigger id -> its cancel handle
         self.tick = time.monotonic()
+        self.worst_lag = 0.0  # since the last sync
+        self.peak_running = 0  # the most triggers run at once since the last sync
         self.loop_thread = threading.get_ident()
         self.closed = False
+        self.threads_submitted = 0
+        self.threads_started = 0  # (from worker threads: a count only ever read, never raced)
+
+    def ticked(self) -> None:
+        """The loop's 50 ms tick: how late it came is the loop's lag."""
+        now = time.monotonic()
+        self.worst_lag = max(self.worst_lag, now - self.tick - TICK_EVERY)
+        self.tick = now
+
+    def in_thread(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """``fn``, counted as waiting for a thread until it starts in one."""
+        self.threads_submitted += 1
+
+        def started() -> T:
+            self.threads_started += 1
+            return fn()
+
+        return started
 
     def sync_message(self) -> Sync:
         requests, misroutes = self.stats.take()
         events, self.events = self.events, []
+        lag, self.worst_lag = max(0.0, self.worst_lag), 0.0
+        peak, self.peak_running = max(self.peak_running, len(self.running)), len(self.running)
         return Sync(
             events=events, running=list(self.running), free=self.args.capacity - len(self.running),
             requests=requests, misroutes=misroutes, channel=attrs.asdict(self.comms.statistics()),
+            loop_lag=lag, threads_waiting=self.threads_submitted - self.threads_started, peak_running=peak,
         )
+
+    def started(self) -> None:
+        """A batch of triggers has been started: note the peak."""
+        self.peak_running = max(self.peak_running, len(self.running))
 
     def cancel(self, trigger_ids: list[int]) -> None:
         """Cancel triggers the job no longer wants run (a trio CancelScope or an asyncio Task)."""
@@ -122,11 +149,14 @@ async def run_one_trigger(runner: Runner, trigger_id: int, trigger: Trigger, tim
 
 
 class TrioHost:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
 
     async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        return await trio.to_thread.run_sync(self.runner.in_thread(fn), abandon_on_cancel=True)
 
     async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -137,14 +167,14 @@ class TrioHost:
 async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
         runner = Runner(comms, args)
-        host = TrioHost()
+        host = TrioHost(runner)
         threading.Thread(target=runner.watch_the_loop, daemon=True).start()
         try:
             async with trio.open_nursery() as nursery:
 
                 async def ticker() -> None:
                     while True:
-                        runner.tick = time.monotonic()
+                        runner.ticked()
                         await trio.sleep(TICK_EVERY)
 
                 nursery.start_soon(ticker)
@@ -163,6 +193,7 @@ async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
                                 await run_one_trigger(runner, trigger_id, trigger, trio.move_on_after(args.trigger_timeout))
 
                         nursery.start_soon(start)
+                    runner.started()
                     await trio.sleep(SYNC_EVERY)
         except actors.ChannelClosed:
             pass  # the job is gone or done with us: end
@@ -174,13 +205,16 @@ async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
 
 
 class AsyncioHost:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
     async def sleep(self, seconds: float) -> None:
         if math.isinf(seconds):
             await asyncio.Event().wait()
         await asyncio.sleep(seconds)
 
     async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(fn)
+        return await asyncio.to_thread(self.runner.in_thread(fn))
 
     async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
         await asyncio.gather(*(call() for call in calls))
@@ -214,12 +248,12 @@ class _AsyncioTimeout:
 async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
         runner = Runner(comms, args)
-        host = AsyncioHost()
+        host = AsyncioHost(runner)
         threading.Thread(target=runner.watch_the_loop, daemon=True).start()
 
         async def ticker() -> None:
             while True:
-                runner.tick = time.monotonic()
+                runner.ticked()
                 await asyncio.sleep(TICK_EVERY)
 
         tick_task = asyncio.create_task(ticker())
@@ -233,6 +267,7 @@ async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
                     runner.running[spec.id] = asyncio.create_task(
                         run_one_trigger(runner, spec.id, trigger, _AsyncioTimeout(args.trigger_timeout))
                     )
+                runner.started()
                 await asyncio.sleep(SYNC_EVERY)
         except actors.ChannelClosed:
             pass
