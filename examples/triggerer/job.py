@@ -109,7 +109,8 @@ class Job:
             self.admission.restart()
             self.admission_incarnation = incarnation
         limit = self.admission.update(
-            Load(loop_lag=message.loop_lag, threads_waiting=message.threads_waiting, running=message.peak_running)
+            Load(loop_lag=message.loop_lag, thread_wait=message.thread_wait,
+                 request_latency=message.request_latency, running=message.peak_running)
         )
         if self.supervisor is not None:
             self.supervisor.report_load(message.loop_lag)

@@ -59,12 +59,17 @@ class Stats:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.misroutes = 0
+        self.latencies: list[float] = []  # seconds per request since the last take
 
-    def take(self) -> tuple[dict[str, int], int]:
+    def take(self) -> tuple[dict[str, int], int, float]:
+        """Requests by caller, misroutes, and the 99th percentile request latency
+        (seconds) since the last take; each counter starts again."""
         requests, misroutes = dict(self.requests), self.misroutes
+        latencies, self.latencies = self.latencies, []
         self.requests.clear()
         self.misroutes = 0
-        return requests, misroutes
+        p99 = sorted(latencies)[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
+        return requests, misroutes, p99
 
 
 def request_for(trigger_id: int, i: int) -> Any:
@@ -115,12 +120,18 @@ class Trigger:
     async def ask(self, i: int, caller: str) -> None:
         request = request_for(self.trigger_id, i)
         self.stats.requests[caller] += 1
-        check(request, await self.comms.asend(request), self.stats)
+        started = time.monotonic()
+        reply = await self.comms.asend(request)
+        self.stats.latencies.append(time.monotonic() - started)
+        check(request, reply, self.stats)
 
     def ask_blocking(self, i: int, caller: str, send: Callable[[Any], Any]) -> None:
         request = request_for(self.trigger_id, i)
         self.stats.requests[caller] += 1
-        check(request, send(request), self.stats)
+        started = time.monotonic()
+        reply = send(request)
+        self.stats.latencies.append(time.monotonic() - started)  # (list.append is atomic)
+        check(request, reply, self.stats)
 
     def ask_all_blocking(self, caller: str, send: Callable[[Any], Any]) -> None:
         for i in range(self.count):

@@ -47,6 +47,8 @@ class Sync(Request[SyncResult]):
     channel: dict[str, int]  # the runner's CommsStatistics, as of this sync
     loop_lag: float = 0.0  # the worst lateness of its loop's 50 ms tick since the last sync
     threads_waiting: int = 0  # trigger work waiting for a worker thread now
+    thread_wait: float = 0.0  # the longest any thread work waited to start since the last sync
+    request_latency: float = 0.0  # 99th percentile of its triggers' request latency since the last sync
     peak_running: int = 0  # the most triggers it ran at once since the last sync
 
 

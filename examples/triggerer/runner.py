@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import math
 import socket
 import sys
@@ -34,6 +35,10 @@ T = TypeVar("T")
 
 SYNC_EVERY = 0.5
 TICK_EVERY = 0.05
+# Thread work here mostly waits for the job's replies (blocking sends, an
+# async_to_sync loop per call) rather than computing: more threads than trio's
+# default 40 keep it from queueing; admission control watches what still waits.
+WORKER_THREADS = 200
 
 
 class Runner:
@@ -50,8 +55,8 @@ class Runner:
         self.peak_running = 0  # the most triggers run at once since the last sync
         self.loop_thread = threading.get_ident()
         self.closed = False
-        self.threads_submitted = 0
-        self.threads_started = 0  # (from worker threads: a count only ever read, never raced)
+        self.waiting_for_thread: dict[object, float] = {}  # thread work not started yet -> since when
+        self.worst_thread_wait = 0.0  # the longest any thread work waited to start, since the last sync
 
     def ticked(self) -> None:
         """The loop's 50 ms tick: how late it came is the loop's lag."""
@@ -59,25 +64,35 @@ class Runner:
         self.worst_lag = max(self.worst_lag, now - self.tick - TICK_EVERY)
         self.tick = now
 
-    def in_thread(self, fn: Callable[[], T]) -> Callable[[], T]:
-        """``fn``, counted as waiting for a thread until it starts in one."""
-        self.threads_submitted += 1
+    async def in_thread(self, fn: Callable[[], T], run: Callable[[Callable[[], T]], Awaitable[T]]) -> T:
+        """``await run(fn)`` (a host's to-thread call), counted as waiting for a
+        thread until it starts in one, or is given up (its trigger's deadline)."""
+        work = object()
+        submitted = self.waiting_for_thread[work] = time.monotonic()
 
         def started() -> T:
-            self.threads_started += 1
+            # (dict operations are atomic under the GIL; a lost max is harmless)
+            self.worst_thread_wait = max(self.worst_thread_wait, time.monotonic() - submitted)
+            self.waiting_for_thread.pop(work, None)
             return fn()
 
-        return started
+        try:
+            return await run(started)
+        finally:
+            self.waiting_for_thread.pop(work, None)
 
     def sync_message(self) -> Sync:
-        requests, misroutes = self.stats.take()
+        requests, misroutes, latency = self.stats.take()
         events, self.events = self.events, []
         lag, self.worst_lag = max(0.0, self.worst_lag), 0.0
         peak, self.peak_running = max(self.peak_running, len(self.running)), len(self.running)
+        oldest = min(self.waiting_for_thread.values(), default=time.monotonic())
+        thread_wait, self.worst_thread_wait = max(self.worst_thread_wait, time.monotonic() - oldest), 0.0
         return Sync(
             events=events, running=list(self.running), free=self.args.capacity - len(self.running),
             requests=requests, misroutes=misroutes, channel=attrs.asdict(self.comms.statistics()),
-            loop_lag=lag, threads_waiting=self.threads_submitted - self.threads_started, peak_running=peak,
+            loop_lag=lag, threads_waiting=len(self.waiting_for_thread), thread_wait=thread_wait,
+            request_latency=latency, peak_running=peak,
         )
 
     def started(self) -> None:
@@ -156,7 +171,7 @@ class TrioHost:
         await trio.sleep(seconds)
 
     async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(self.runner.in_thread(fn), abandon_on_cancel=True)
+        return await self.runner.in_thread(fn, lambda work: trio.to_thread.run_sync(work, abandon_on_cancel=True))
 
     async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -165,6 +180,7 @@ class TrioHost:
 
 
 async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
+    trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
         runner = Runner(comms, args)
         host = TrioHost(runner)
@@ -214,7 +230,7 @@ class AsyncioHost:
         await asyncio.sleep(seconds)
 
     async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(self.runner.in_thread(fn))
+        return await self.runner.in_thread(fn, asyncio.to_thread)
 
     async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
         await asyncio.gather(*(call() for call in calls))
@@ -246,6 +262,9 @@ class _AsyncioTimeout:
 
 
 async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="trigger")
+    )
     async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
         runner = Runner(comms, args)
         host = AsyncioHost(runner)
