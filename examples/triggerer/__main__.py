@@ -145,8 +145,9 @@ async def supervise(job: Job, store: Store, args: argparse.Namespace, stopped_by
         nursery.start_soon(stop_on_signals, nursery.cancel_scope, stopped_by)
         async with trio.open_nursery() as work:
             bound = await work.start(serve_http, host or "127.0.0.1", int(port),
-                                     {"/health": job.health_route, "/metrics": job.metrics_route})
-            job.emit(f"serving /health and /metrics on http://{host or '127.0.0.1'}:{bound}")
+                                     {"/health": job.health_route, "/health/live": job.health_route,
+                                      "/health/ready": job.ready_route, "/metrics": job.metrics_route})
+            job.emit(f"serving /health/live, /health/ready and /metrics on http://{host or '127.0.0.1'}:{bound}")
             job.emit(f"store: {args.db}; {args.triggers} triggers; runner host {args.runner}")
             async with actors.open_supervisor(
                 runner_command(args), CODEC, job.handler, heartbeat=Sync, stuck_after=args.stuck_after,

@@ -148,6 +148,29 @@ class Job:
             "triggers": self.counts,
         }
 
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness, apart from liveness (as Kubernetes keeps them): ready to take more
+        work only if alive and not overloaded. Busy makes this 503, never /health/live."""
+        assert self.supervisor is not None
+        live, body = self.health()
+        status = self.supervisor.status.value
+        overloaded = self.admission.overloaded or not self.supervisor.ready()
+        ready = live and not overloaded
+        reason = body["reason"] if not live else ("overloaded" if overloaded else "ready")
+        return ready, {
+            "status": "ready" if ready else "not ready",
+            "reason": reason,
+            "capacity": self.admission.limit,
+            "loop_lag": status.loop_lag,
+            "heartbeat_gap": status.heartbeat_gap,
+            "triggers": self.counts,
+        }
+
+    async def ready_route(self) -> tuple[int, str, bytes]:
+        self.counts = await self.store.counts()
+        ready, body = self.readiness()
+        return (200 if ready else 503), "application/json", json.dumps(body).encode()
+
     async def health_route(self) -> tuple[int, str, bytes]:
         self.counts = await self.store.counts()
         healthy, body = self.health()
@@ -255,6 +278,16 @@ class _JobCollector:
             for field, value in sorted(job.channel.items()):
                 runner_channel.add_metric([field], value)
         yield runner_channel
+        yield GaugeMetricFamily("triggerer_runner_ready", "1 while /health/ready says ready.",
+                                value=int(job.readiness()[0]))
+        yield GaugeMetricFamily("triggerer_runner_loop_lag_seconds", "The runner's loop lag, as last reported.",
+                                value=status.loop_lag or 0.0)
+        yield GaugeMetricFamily("triggerer_runner_heartbeat_gap_seconds", "Seconds between the runner's last two syncs.",
+                                value=status.heartbeat_gap or 0.0)
+        yield GaugeMetricFamily("triggerer_admission_capacity", "Triggers the runner may run at once now (admission control).",
+                                value=job.admission.limit)
+        yield GaugeMetricFamily("triggerer_admission_queue", "Triggers waiting to be admitted to the runner.",
+                                value=job.counts["queued"])
         yield CounterMetricFamily("triggerer_stale_completions", "Completions fenced off (stale incarnation).",
                                   value=job.store.stale_completions)
 

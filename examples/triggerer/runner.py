@@ -181,7 +181,7 @@ class TrioHost:
 
 async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
+    async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
         runner = Runner(comms, args)
         host = TrioHost(runner)
         threading.Thread(target=runner.watch_the_loop, daemon=True).start()
@@ -265,7 +265,7 @@ async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="trigger")
     )
-    async with actors.comms_in_thread(sock, CODEC, timeout=10) as comms:
+    async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
         runner = Runner(comms, args)
         host = AsyncioHost(runner)
         threading.Thread(target=runner.watch_the_loop, daemon=True).start()

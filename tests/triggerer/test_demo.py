@@ -159,3 +159,48 @@ async def test_ctrl_c_leaves_no_runner_behind(tmp_path: Path) -> None:
     assert code == 128 + signal.SIGINT  # interrupted, not a clean run
     assert_gone(demo.runner_pids)
 
+
+
+async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_restarts(tmp_path: Path) -> None:
+    """2,000 triggers at once on one runner: admission control holds work back, so
+    /health/ready is 503 ("overloaded") at times while /health/live never is."""
+    process = await trio.lowlevel.open_process(
+        demo_command("--triggers", "2000", "--capacity", "2000", "--db", str(tmp_path / "t.db")),
+        stdout=subprocess.PIPE,
+    )
+    demo = Demo(process)
+    live: list[int] = []
+    ready: list[tuple[int, str]] = []
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            while not demo.runner_pids:  # sample from the runner's first heartbeat on
+                await demo.next_line()
+            async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+
+                async def sample() -> None:
+                    try:
+                        while True:  # observe, every 50 ms, until the demo stops serving
+                            live.append((await client.get(demo.url + "/health/live")).status_code)
+                            response = await client.get(demo.url + "/health/ready")
+                            ready.append((response.status_code, response.json()["reason"]))
+                            await trio.sleep(0.05)
+                    except httpx.ConnectError:
+                        pass  # the run is over
+
+                async def follow() -> None:
+                    try:
+                        while True:
+                            await demo.next_line()
+                    except EOFError:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(sample)
+                nursery.start_soon(follow)
+            code = await process.wait()
+    finally:
+        await ensure_ended(process)
+    output = "\n".join(demo.lines)
+    assert code == 0, output
+    assert "runner restarts: 0" in output
+    assert live and set(live) == {200}, live
+    assert (503, "overloaded") in ready and (200, "ready") in ready
