@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections.abc
 import concurrent.futures
 import math
 import socket
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from types import FrameType
 from typing import Any, TypeVar
 
 import attrs
@@ -51,6 +50,7 @@ class Runner:
         self.events: list[TriggerEvent] = []
         self.running: dict[int, Any] = {}  # trigger id -> its cancel handle
         self.tick = time.monotonic()
+        self.step: tuple[int | None, float] | None = None  # the loop's current step: (trigger, since)
         self.worst_lag = 0.0  # since the last sync
         self.peak_running = 0  # the most triggers run at once since the last sync
         self.loop_thread = threading.get_ident()
@@ -115,39 +115,95 @@ class Runner:
 
     # ------------------------------------------------------------------ the watchdog thread
 
+    def step_began(self, trigger_id: int | None) -> None:
+        """The loop began one synchronous step of a trigger's code (None: other code)."""
+        self.step = (trigger_id, time.monotonic())
+
+    def step_ended(self) -> None:
+        self.step = None
+
     def watch_the_loop(self) -> None:
-        """Find the trigger that blocks the loop, and tell the job (from this thread)."""
-        reported = False
+        """Tell the job which trigger blocks the loop (from this thread).
+
+        Blame is exact: a trigger is charged only when one synchronous step of its
+        own code (a trio task step, an asyncio task step, timed as it runs) has run
+        for ``--block-report-after``; a loop that is merely slow, starved by many
+        short steps, blames nobody.
+        """
+        reported: tuple[int | None, float] | None = None
         while not self.closed:
             time.sleep(TICK_EVERY)
-            blocked_for = time.monotonic() - self.tick
-            if blocked_for < self.args.block_report_after:
-                reported = False
+            step = self.step
+            if step is None or step is reported:
                 continue
-            if reported:
-                continue
-            trigger_id = _trigger_on_stack(sys._current_frames().get(self.loop_thread))
+            trigger_id, began = step
             if trigger_id is None:
                 continue
-            reported = True
+            blocked_for = time.monotonic() - began
+            if blocked_for < self.args.block_report_after:
+                continue
+            reported = step
             try:
                 self.comms.send(LoopBlocked(trigger_id=trigger_id, seconds=blocked_for), timeout=5)
             except actors.ChannelClosed:
                 return
 
 
-def _trigger_on_stack(frame: FrameType | None) -> int | None:
-    """The id of the trigger whose code the loop thread is running, if any."""
-    while frame is not None:
-        if frame.f_code.co_name == "run_one_trigger" and "trigger_id" in frame.f_locals:
-            trigger_id = frame.f_locals["trigger_id"]
-            return trigger_id if isinstance(trigger_id, int) else None
-        frame = frame.f_back
-    return None
+class TrioStepTimer(trio.abc.Instrument):
+    """Times each trio task step, and knows which trigger (if any) the task runs:
+    the trigger's own task, or a task in a nursery under it (a gather)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.trigger_of: dict[trio.lowlevel.Task, int] = {}  # each trigger's own task
+
+    def _trigger(self, task: trio.lowlevel.Task) -> int | None:
+        while True:
+            trigger_id = self.trigger_of.get(task)
+            if trigger_id is not None or task.parent_nursery is None:
+                return trigger_id
+            task = task.parent_nursery.parent_task
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.runner.step_began(self._trigger(task))
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.runner.step_ended()
+
+
+class _TimedSteps(collections.abc.Coroutine[Any, Any, T]):
+    """An asyncio trigger's coroutine, each step of which (a ``send`` or ``throw``
+    from its task) is timed and attributed to the trigger: asyncio's equivalent of a
+    trio instrument, for one task."""
+
+    def __init__(self, runner: Runner, trigger_id: int, coroutine: collections.abc.Coroutine[Any, Any, T]) -> None:
+        self._runner = runner
+        self._trigger_id = trigger_id
+        self._coroutine = coroutine
+
+    def send(self, value: Any) -> Any:
+        self._runner.step_began(self._trigger_id)
+        try:
+            return self._coroutine.send(value)
+        finally:
+            self._runner.step_ended()
+
+    def throw(self, *args: Any) -> Any:
+        self._runner.step_began(self._trigger_id)
+        try:
+            return self._coroutine.throw(*args)
+        finally:
+            self._runner.step_ended()
+
+    def close(self) -> None:
+        self._coroutine.close()
+
+    def __await__(self) -> Any:
+        return self
 
 
 async def run_one_trigger(runner: Runner, trigger_id: int, trigger: Trigger, timeout_cm: Any) -> None:
-    """Run one trigger within its timeout; the watchdog finds ``trigger_id`` on the stack."""
+    """Run one trigger within its timeout."""
     result: str | None = None
     error: BaseException | None = None
     try:
@@ -184,6 +240,8 @@ async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
         runner = Runner(comms, args)
         host = TrioHost(runner)
+        timer = TrioStepTimer(runner)
+        trio.lowlevel.add_instrument(timer)
         threading.Thread(target=runner.watch_the_loop, daemon=True).start()
         try:
             async with trio.open_nursery() as nursery:
@@ -205,8 +263,14 @@ async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
 
                         async def start(trigger_id: int = spec.id, trigger: Trigger = trigger,
                                         scope: trio.CancelScope = scope) -> None:
-                            with scope:
-                                await run_one_trigger(runner, trigger_id, trigger, trio.move_on_after(args.trigger_timeout))
+                            timer.trigger_of[trio.lowlevel.current_task()] = trigger_id
+                            try:
+                                with scope:
+                                    await run_one_trigger(
+                                        runner, trigger_id, trigger, trio.move_on_after(args.trigger_timeout)
+                                    )
+                            finally:
+                                del timer.trigger_of[trio.lowlevel.current_task()]
 
                         nursery.start_soon(start)
                     runner.started()
@@ -283,9 +347,9 @@ async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
                 for spec in reply.start:
                     trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
                                       args.block_seconds, "asyncio_task")
-                    runner.running[spec.id] = asyncio.create_task(
-                        run_one_trigger(runner, spec.id, trigger, _AsyncioTimeout(args.trigger_timeout))
-                    )
+                    runner.running[spec.id] = asyncio.create_task(_TimedSteps(
+                        runner, spec.id, run_one_trigger(runner, spec.id, trigger, _AsyncioTimeout(args.trigger_timeout))
+                    ))
                 runner.started()
                 await asyncio.sleep(SYNC_EVERY)
         except actors.ChannelClosed:
