@@ -60,7 +60,7 @@ async def show_progress(job: Job) -> None:
 
 
 def summary(job: Job, rows: list[Any], wall: float, problems: list[str]) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # whole lines, also when not on a terminal
     outcomes: dict[str, Counter[str]] = {}
     for _id, kind, state, *_rest in rows:
         outcomes.setdefault(kind, Counter())[state] += 1
@@ -90,6 +90,16 @@ def summary(job: Job, rows: list[Any], wall: float, problems: list[str]) -> None
     console.print(f"/health said 503 for {job.unhealthy_seconds:.1f} s in all; stale completions fenced: "
                   f"{job.store.stale_completions}")
     console.print(f"total {wall:.1f} s, {total_requests:,} requests, {total_requests / wall:,.0f} req/s")
+    if job.loop_lags:
+        lags = sorted(job.loop_lags)
+        capacity = sorted(job.capacities)
+        rss = job.runner_rss_kb
+        console.print(
+            f"load: runner loop lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, p99 {lags[int(0.99 * (len(lags) - 1))] * 1000:.0f} ms; "
+            f"effective capacity min {capacity[0]}, median {capacity[len(capacity) // 2]}, max {capacity[-1]} "
+            f"(ceiling {job.args.capacity}); heartbeat gap p99 {job.gap_p99() * 1000:.0f} ms; "
+            f"runner peak RSS {rss / 1024:.0f} MiB ({rss * 1024 / max(len(rows), 1):,.0f} B per trigger)"
+        )
     if problems:
         console.print("[bold red]FAILED[/]: " + "; ".join(problems))
     else:

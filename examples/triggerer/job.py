@@ -70,6 +70,9 @@ class Job:
         self.admission = AdmissionControl(args.capacity)
         self.admission_incarnation = 0
         self.loop_lags: list[float] = []  # as reported in each sync, for the summary
+        self.capacities: list[int] = []  # the admission limit after each sync
+        self.heartbeat_gaps: list[float] = []  # seconds between consecutive syncs of one incarnation
+        self.runner_rss_kb = 0  # the largest peak RSS any runner reported
 
     # ------------------------------------------------------------------ serving the runner
 
@@ -114,8 +117,17 @@ class Job:
         )
         if self.supervisor is not None:
             self.supervisor.report_load(message.loop_lag)
+            gap = self.supervisor.status.value.heartbeat_gap
+            if gap is not None:
+                self.heartbeat_gaps.append(gap)
         self.loop_lags.append(message.loop_lag)
+        self.capacities.append(limit)
+        self.runner_rss_kb = max(self.runner_rss_kb, message.rss_kb)
         return max(0, min(message.free, limit - len(message.running)))
+
+    def gap_p99(self) -> float:
+        gaps = sorted(self.heartbeat_gaps)
+        return gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
 
     def emit(self, line: str) -> None:
         """An event line for the log (and for tests that follow the run)."""

@@ -50,6 +50,7 @@ class Sync(Request[SyncResult]):
     thread_wait: float = 0.0  # the longest any thread work waited to start since the last sync
     request_latency: float = 0.0  # 99th percentile of its triggers' request latency since the last sync
     peak_running: int = 0  # the most triggers it ran at once since the last sync
+    rss_kb: int = 0  # its peak resident memory so far
 
 
 @attrs.frozen

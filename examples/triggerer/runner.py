@@ -16,6 +16,7 @@ import asyncio
 import collections.abc
 import concurrent.futures
 import math
+import resource
 import socket
 import threading
 import time
@@ -93,6 +94,7 @@ class Runner:
             requests=requests, misroutes=misroutes, channel=attrs.asdict(self.comms.statistics()),
             loop_lag=lag, threads_waiting=len(self.waiting_for_thread), thread_wait=thread_wait,
             request_latency=latency, peak_running=peak,
+            rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         )
 
     def started(self) -> None:
