@@ -17,7 +17,16 @@ import trio
 
 import actors
 from tests.supervisor.messages import CODEC, Heartbeat, Work
-from tests.supervisor.test_supervisor import FAST, TEST_TIMEOUT, Recorder, assert_gone, state_is, watch, worker
+from tests.supervisor.test_supervisor import (
+    FAST,
+    TEST_TIMEOUT,
+    Recorder,
+    assert_gone,
+    read_worker_pid,
+    state_is,
+    watch,
+    worker,
+)
 from tests.supervisor.test_supervisor import statuses as statuses  # the fixture
 
 
@@ -126,11 +135,7 @@ async def test_a_stopped_or_blocked_worker_dies_with_its_sigkilled_supervisor(ho
     assert child.stdout is not None
     worker_pid: int | None = None
     try:
-        line = b""
-        with trio.fail_after(TEST_TIMEOUT):
-            while not line.endswith(b"\n"):
-                line += await child.stdout.receive_some(64)
-        worker_pid = int(line)
+        worker_pid = await read_worker_pid(child)
         if how == "sigstop":
             os.kill(worker_pid, signal.SIGSTOP)
         else:

@@ -259,6 +259,16 @@ def test_keyboard_interrupt_stops_the_worker() -> None:
             child.stdout.close()
 
 
+async def read_worker_pid(supervisor_process: trio.Process) -> int:
+    """The worker pid tests/supervisor/supervisor_main.py prints once its worker runs."""
+    assert supervisor_process.stdout is not None
+    line = b""
+    with trio.fail_after(TEST_TIMEOUT):
+        while not line.endswith(b"\n"):
+            line += await supervisor_process.stdout.receive_some(64)
+    return int(line)
+
+
 async def test_a_worker_whose_supervisor_was_sigkilled_exits_within_a_second() -> None:
     child = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.supervisor.supervisor_main"], stdout=subprocess.PIPE
@@ -267,11 +277,7 @@ async def test_a_worker_whose_supervisor_was_sigkilled_exits_within_a_second() -
     worker_pid: int | None = None
     exited = False
     try:
-        line = b""
-        with trio.fail_after(TEST_TIMEOUT):
-            while not line.endswith(b"\n"):
-                line += await child.stdout.receive_some(64)
-        worker_pid = int(line)
+        worker_pid = await read_worker_pid(child)
         pidfd = os.pidfd_open(worker_pid)
         try:
             child.kill()
