@@ -208,19 +208,38 @@ class Job:
                 self.emit(f"runner incarnation {announced} RUNNING pid {status.pid}")
             healthy, body = self.health()
             now = trio.current_time() - self.started
+            if current is not None:
+                recovered = self.recovered_after(current)
+                if recovered is not None:
+                    # A later incarnation came up (RUNNING) between two samples: that
+                    # ends this outage, even if a new fault has already begun another.
+                    self.end_outage(current, recovered, status.incarnation)
+                    current = None
             if not healthy and current is None:
                 current = Outage(status.incarnation, body["reason"], now)
                 self.outages.append(current)
                 self.emit(f"health: 503 ({body['reason']}), runner incarnation {current.incarnation}")
             elif healthy and current is not None:
-                # From the fault to the next RUNNING (and fresh) incarnation; its cause is
-                # how *that* incarnation ended, if it did.
-                current.ended = now
-                current.cause = self.ended_how(current.incarnation) or current.reason
-                self.unhealthy_seconds += current.ended - current.started
-                self.emit(f"health: 200 again, runner incarnation {status.incarnation}")
+                self.end_outage(current, now, status.incarnation)
                 current = None
             await trio.sleep(period)
+
+    def end_outage(self, outage: Outage, at: float, incarnation: int) -> None:
+        """From the fault to the next RUNNING (and fresh) incarnation; its cause is how
+        *that* incarnation ended, if it did."""
+        outage.ended = at
+        outage.cause = self.ended_how(outage.incarnation) or outage.reason
+        self.unhealthy_seconds += outage.ended - outage.started
+        self.emit(f"health: 200 again, runner incarnation {incarnation}")
+
+    def recovered_after(self, outage: Outage) -> float | None:
+        """When a later incarnation than the outage's reached RUNNING (relative to the
+        job's start), from the supervisor's history, or None if none has yet."""
+        assert self.supervisor is not None
+        for status in self.supervisor.history():
+            if status.state is actors.WorkerState.RUNNING and status.incarnation > outage.incarnation:
+                return status.since - self.started
+        return None
 
     def ended_how(self, incarnation: int) -> str | None:
         """How one incarnation ended (its reason and exit code), from the supervisor's

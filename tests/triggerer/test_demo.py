@@ -140,6 +140,14 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
     assert poison and all(row[4] == "blocked the runner" for row in poison)
     assert max(row[5] for row in rows) >= 2  # chaos made some triggers run again
     assert re.search(r"chaos: SIGKILL", output) and re.search(r"chaos: SIGSTOP", output)
+    # Each outage is told with the incarnation that had it and how *that* one ended:
+    # the SIGKILLed one exited by SIGKILL; the SIGSTOPped one was stuck, then SIGKILLed.
+    causes = dict(re.findall(r"outage at +[\d.]+ s: incarnation (\d+) ([^,]+),", output))
+    killed = re.search(r"chaos: SIGKILL runner pid \d+ \(incarnation (\d+)\)", output)
+    stopped = re.search(r"chaos: SIGSTOP runner pid \d+ \(incarnation (\d+)\)", output)
+    assert killed and stopped
+    assert causes.get(killed.group(1)) == "exited (exit -9)", (causes, output)
+    assert causes.get(stopped.group(1)) in ("stuck (exit -9)", "stopped by a signal"), (causes, output)
     assert_gone(demo.runner_pids)
 
 
