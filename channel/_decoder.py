@@ -71,6 +71,9 @@ def max_containers(frame_size: int) -> int:
     return 1024 + frame_size // 16
 
 
+_CONTAINERS: Final = frozenset({dict, list})
+
+
 class _TooManyContainers(Exception):
     pass
 
@@ -378,13 +381,26 @@ class FrameDecoder(Generic[FrameT]):
                             and (second is None or type(second) is dict)
                             and (third is None or type(third) is dict)
                         ):
-                            try:
-                                _check_depth(second, self._max_depth)
-                                _check_depth(third, self._max_depth)
-                            except _TooDeep:
-                                self._pos = end
-                                return self._too_deep(frame_id, pos)
                             self._pos = end
+                            # Inline, as this runs per frame: only a body (or carrier,
+                            # error) with a map or array inside needs the depth walk.
+                            nested = False
+                            if second is not None:
+                                for item in second.values():
+                                    if type(item) in _CONTAINERS:
+                                        nested = True
+                                        break
+                            if third is not None and not nested:
+                                for item in third.values():
+                                    if type(item) in _CONTAINERS:
+                                        nested = True
+                                        break
+                            if nested:
+                                try:
+                                    _check_depth(second, self._max_depth)
+                                    _check_depth(third, self._max_depth)
+                                except _TooDeep:
+                                    return self._too_deep(frame_id, pos)
                             return (frame_id, second, third)
         return self._next_checked()
 
