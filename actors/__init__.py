@@ -17,6 +17,9 @@ Logging: every module logs to a logger under ``"actors"`` (``actors._responder``
 ``actors._comms``), so ``logging.getLogger("actors")`` configures them all.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from channel import ErrorReply as ErrorReply
 from channel import FrameTooLarge as FrameTooLarge
 from channel import LocalProtocolError as LocalProtocolError
@@ -57,7 +60,14 @@ from ._thread_mode import comms_in_thread as comms_in_thread
 from ._worker import connect_to_supervisor as connect_to_supervisor
 from ._worker import supervisor_socket as supervisor_socket
 
+try:
+    __version__ = _version("trio-comms")
+    """The installed trio-comms distribution's version."""
+except _PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "ChannelClosed",
     "ChannelState",
     "Comms",

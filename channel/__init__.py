@@ -11,6 +11,9 @@
     message = codec.decode(frame.body)    # GetVariable(key='k')
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._decoder import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
 from ._decoder import END_OF_STREAM as END_OF_STREAM
 from ._decoder import NEED_DATA as NEED_DATA
@@ -53,7 +56,14 @@ from ._messages import message_type_of as message_type_of
 from ._messages import reply_type_of as reply_type_of
 from ._util import fixup_module_metadata as _fixup_module_metadata
 
+try:
+    __version__ = _version("trio-comms")
+    """The installed trio-comms distribution's version."""
+except _PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_SIZE",
     "END_OF_STREAM",
