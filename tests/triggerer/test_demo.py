@@ -178,6 +178,7 @@ async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_re
     )
     demo = Demo(process)
     live: list[int] = []
+    live_reasons: list[str] = []
     ready: list[tuple[int, str]] = []
     try:
         with trio.fail_after(TEST_TIMEOUT):
@@ -188,12 +189,15 @@ async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_re
                 async def sample() -> None:
                     try:
                         while True:  # observe, every 50 ms, until the demo stops serving
-                            live.append((await client.get(demo.url + "/health/live")).status_code)
+                            response = await client.get(demo.url + "/health/live")
+                            live.append(response.status_code)
+                            if response.status_code != 200:
+                                live_reasons.append(response.json()["reason"])
                             response = await client.get(demo.url + "/health/ready")
                             ready.append((response.status_code, response.json()["reason"]))
                             await trio.sleep(0.05)
-                    except httpx.ConnectError:
-                        pass  # the run is over
+                    except (httpx.ConnectError, httpx.RemoteProtocolError):
+                        pass  # the run is over: the server is gone, or going mid-request
 
                 async def follow() -> None:
                     try:
@@ -210,5 +214,6 @@ async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_re
     output = "\n".join(demo.lines)
     assert code == 0, output
     assert "runner restarts: 0" in output
-    assert live and set(live) == {200}, live
+    # Never 503 while it runs: only once the job, done, stops its runner at the end.
+    assert live and live.count(200) > 10 and set(live_reasons) <= {"stopping", "stopped"}, live_reasons
     assert (503, "overloaded") in ready and (200, "ready") in ready
