@@ -108,7 +108,8 @@ class _Responder:
             self._handlers.start_soon(self.handle, *event, True)
             return
         self._queued.append(event)
-        self._queue_changed.unpark_all()
+        if self._queue_changed:
+            self._queue_changed.unpark_all()
 
     async def dispatch(self) -> None:
         """Start a handler for each queued request, oldest first, as room frees up;
@@ -122,7 +123,8 @@ class _Responder:
             await self._handler_room.acquire()
             await self.pump.wait_unwritten_below(self._max_unwritten)
             event = self._queued.popleft()
-            self._queue_changed.unpark_all()
+            if self._queue_changed:  # the reader, waiting for room in the queue
+                self._queue_changed.unpark_all()
             self.running += 1
             self._handlers.start_soon(self.handle, *event, False)
 
