@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -94,10 +94,7 @@ async def connect_to_supervisor(
         async with trio.open_nursery() as nursery:
 
             async def end_when_closed() -> None:
-                if thread:  # the channel's state lives in another trio run
-                    await comms.wait_closed()
-                else:
-                    await comms.state.wait_value(lambda state: state in _CLOSED)
+                await comms.wait_closed()  # from this run, whichever run the channel lives in
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(end_when_closed)
@@ -119,17 +116,6 @@ def _only_channel_closed(error: BaseException) -> bool:
     if isinstance(error, ChannelClosed):
         return True
     if isinstance(error, BaseExceptionGroup):
-        leaves = list(_leaves(error))
-        return any(isinstance(leaf, ChannelClosed) for leaf in leaves) and all(
-            isinstance(leaf, (ChannelClosed, trio.Cancelled)) for leaf in leaves
-        )
+        _, rest = error.split((ChannelClosed, trio.Cancelled))
+        return rest is None and error.subgroup(ChannelClosed) is not None
     return False
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            yield from _leaves(error)
-        else:
-            yield error
-
