@@ -236,8 +236,7 @@ class CommsActor:
         if not frame_id or self._in_flight.get(frame_id) is not slot:
             return  # not written yet (the writer will skip it), or already answered
         del self._in_flight[frame_id]
-        if self._priority is None or slot.request_class not in self._priority:
-            self._admitted -= 1
+        self._release(slot)
         now = trio.current_time()
         self._abandoned_in_flight[frame_id] = now
         if len(self._abandoned_in_flight) > self.max_unanswered:
@@ -246,6 +245,12 @@ class CommsActor:
             return
         if self._awaiting_admission:
             self._admit_waiting()
+
+    def _release(self, slot: ReplySlot) -> None:
+        """A slot leaves ``max_in_flight`` (answered, given up, skipped): one less
+        admitted, unless it took the priority lane, which never counted."""
+        if self._priority is None or slot.request_class not in self._priority:
+            self._admitted -= 1
 
     def abandon_timed_out(self, slot: ReplySlot) -> None:
         self.counters.calls_timed_out += 1
@@ -316,8 +321,7 @@ class CommsActor:
                 slot.frame_id = frame_id
                 if not slot.try_take():
                     slot.frame_id = 0
-                    if self._priority is None or slot.request_class not in self._priority:
-                        self._admitted -= 1
+                    self._release(slot)
                     skipped = True
                     continue
                 in_flight[frame_id] = slot
@@ -354,7 +358,7 @@ class CommsActor:
             else:
                 self.counters.replies_unknown += 1
             return
-        if self._priority is None or slot.request_class not in self._priority:
+        if self._priority is None or slot.request_class not in self._priority:  # _release, inlined
             self._admitted -= 1
         if slot.try_claim():
             self.counters.replies_routed += 1
