@@ -2,23 +2,17 @@
 or stops making progress, and say truthfully how it is.
 
 Policy (backoff, restart intensity, heartbeat bookkeeping) lives in ``_policy.py`` as
-plain classes, and the states and their transitions in ``_supervisor_status.py``.
-This module is the trio driver on top of them, as two named objects:
-
-- :class:`Supervisor` runs incarnation after incarnation and applies the policy
-  between them (:meth:`Supervisor.run`);
-- :class:`Incarnation` is one spawn: it serves the worker
-  (:meth:`Incarnation.serve`), watches its exit (:meth:`Incarnation.watch_exit`),
-  watches its heartbeat and decides it is stuck (:meth:`Incarnation.watch_heartbeat`),
-  and declares it dead exactly once (:meth:`Incarnation.declare_dead`), after which
-  none of its requests is handled.
+plain classes, the states and their transitions in ``_supervisor_status.py``, and one
+spawn of the worker (serve it, watch its exit and its heartbeat, declare it dead) in
+``_incarnation.py``. This module is :class:`Supervisor`, which runs incarnation after
+incarnation and applies the policy between them (:meth:`Supervisor.run`), and
+:func:`open_supervisor`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
@@ -26,22 +20,21 @@ from typing import Any, final
 import attrs
 import trio
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec, ErrorReply, RemoteProtocolError
+from channel import DEFAULT_MAX_FRAME_SIZE, Codec
 from channel._util import NoPublicConstructor
 
-from ._errors import PeerNotReading
+from ._incarnation import Incarnation
 from ._observable import Observable
-from ._policy import Backoff, ExitRecord, Liveness, RestartIntensity
-from ._responder import Handler, serve
-from ._spawn import WorkerProcess, is_stopped, spawn_worker
-from ._supervisor_status import RestartIntensityExceeded, StatusBoard, SupervisorStatus, WorkerState
+from ._policy import Backoff, ExitRecord, RestartIntensity
+from ._responder import Handler
+from ._spawn import is_stopped
+from ._supervisor_status import Keep, RestartIntensityExceeded, StatusBoard, SupervisorStatus, WorkerState
 
-__all__ = ["Incarnation", "Supervisor", "open_supervisor"]
+__all__ = ["Supervisor", "open_supervisor"]
 
 log = logging.getLogger(__name__)
 
 _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart backs off from the start
-_EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +136,8 @@ class Supervisor(metaclass=NoPublicConstructor):
     def _failure(self) -> RestartIntensityExceeded:
         return RestartIntensityExceeded(self._exits, self._intensity.max_restarts, self._intensity.window)
 
-    def _publish(self, state: WorkerState) -> None:
+    def _publish(self, state: WorkerState, *, loop_lag: float | Keep | None = Keep.KEEP) -> None:
+        """Move to ``state`` with the current incarnation's heartbeat numbers as of now."""
         now = trio.current_time()
         liveness = None if self._current is None else self._current.liveness
         self._board.move(
@@ -151,17 +145,14 @@ class Supervisor(metaclass=NoPublicConstructor):
             heartbeat_age=None if liveness is None else liveness.age(now),
             heartbeat_gap=None if liveness is None else liveness.last_gap,
             worst_heartbeat_gap=None if liveness is None else liveness.worst_gap(now),
+            loop_lag=loop_lag,
         )
 
     def report_load(self, loop_lag: float) -> None:
         """Record the worker's own event-loop lag, in seconds (for a handler whose
         heartbeat message carries it): published as ``status.loop_lag``, and judged
         by :meth:`ready`."""
-        self._board.move(
-            self._board.state, heartbeat_age=self.status.value.heartbeat_age,
-            heartbeat_gap=self.status.value.heartbeat_gap,
-            worst_heartbeat_gap=self.status.value.worst_heartbeat_gap, loop_lag=loop_lag,
-        )
+        self._publish(self._board.state, loop_lag=loop_lag)
 
     def ready(self) -> bool:
         """True iff the worker is :meth:`healthy` and not overloaded: its last heartbeat
@@ -191,7 +182,9 @@ class Supervisor(metaclass=NoPublicConstructor):
         number = 0
         while True:
             number += 1
-            incarnation = Incarnation(self, number)
+            incarnation = Incarnation(
+                number, self._command, self._codec, self._handler, self._options, self._board, self._publish
+            )
             self._current = incarnation
             exit_record = await incarnation.run()
             self._exits.append(exit_record)
@@ -227,155 +220,6 @@ _STATE_REASONS = {
     WorkerState.FAILED: "failed",
     WorkerState.STOPPED: "stopped",
 }
-
-
-@final
-class Incarnation:
-    """One spawn of the worker, from its spawn to its reaping.
-
-    Not public: the supervisor makes one per spawn. Its tasks share one nursery;
-    :meth:`declare_dead` cancels them, once, with the reason the incarnation ended.
-    """
-
-    def __init__(self, supervisor: Supervisor, number: int) -> None:
-        self._supervisor = supervisor
-        self._options = supervisor._options
-        self.number = number
-        self.liveness = Liveness(stuck_after=self._options.stuck_after, start_timeout=self._options.start_timeout)
-        self.process: WorkerProcess | None = None
-        self.alive = False  # False once declared dead: its requests are refused from then on
-        self.serving = False  # its channel is open
-        self.running_since: float | None = None  # its first heartbeat
-        self.reason = "supervisor stopped"
-        self._nursery: trio.Nursery | None = None
-        self._watchdog: trio.CancelScope | None = None
-
-    async def run(self) -> ExitRecord:
-        """Spawn the worker, serve and watch it until it is declared dead, stop it,
-        and say how it ended. However this is left (cancelled too), the worker has
-        been stopped and reaped."""
-        board = self._supervisor._board
-        ours, theirs = socket.socketpair()
-        try:
-            self.process = await spawn_worker(
-                self._supervisor._command, theirs.fileno(), target_fd=self._options.fd,
-                own_group=self._options.own_process_group,
-            )
-        finally:
-            theirs.close()
-        self.alive = self.serving = True
-        self.liveness.spawned(trio.current_time())
-        board.move(
-            WorkerState.STARTING, heartbeat_age=None, pid=self.process.pid, incarnation=self.number,
-            restarts=self.number - 1, loop_lag=None,
-        )
-        try:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self.watch_exit)
-                nursery.start_soon(self.serve, stream)
-                nursery.start_soon(self.watch_heartbeat)
-        finally:
-            self.alive = self.serving = False
-            with trio.CancelScope(shield=True):
-                if self.process.returncode is None:
-                    self._supervisor._publish(WorkerState.STOPPING)
-                    await self._stop(self.process)
-                ours.close()
-        return ExitRecord(
-            incarnation=self.number, exit_code=self.process.returncode, reason=self.reason, at=trio.current_time()
-        )
-
-    def declare_dead(self, reason: str) -> None:
-        """End this incarnation: the first reason given is the one recorded; from now
-        on its requests are refused and its tasks (handlers included) cancelled."""
-        if self.alive:
-            self.alive = False
-            self.reason = reason
-            assert self._nursery is not None
-            self._nursery.cancel_scope.cancel()
-
-    # ------------------------------------------------------------------ its tasks
-
-    async def handle(self, message: Any) -> Any:
-        """The handler ``serve`` calls: heartbeats are noted, then the user's handler runs."""
-        if not self.alive:
-            # Declared dead in this very tick: its handlers are being cancelled, and
-            # this one must not even start.
-            raise ErrorReply("WORKER_DEAD", {"incarnation": self.number})
-        if isinstance(message, self._options.heartbeat):
-            self.heard_heartbeat()
-        return await self._supervisor._handler(message)
-
-    def heard_heartbeat(self) -> None:
-        """The worker's main loop is alive: RUNNING (the first time), and the watchdog's
-        deadline moves."""
-        now = trio.current_time()
-        if self.liveness.heartbeat(now):
-            self.running_since = now
-            self._supervisor._publish(WorkerState.RUNNING)
-        else:
-            self._supervisor._publish(self._supervisor._board.state)
-        if self._watchdog is not None:
-            self._watchdog.deadline = self.liveness.deadline()
-
-    async def serve(self, stream: trio.SocketStream) -> None:
-        """Serve the worker's requests until its channel ends; then it is dead."""
-        options = self._options
-        try:
-            await serve(
-                stream, self._supervisor._codec, self.handle, max_concurrency=options.max_concurrency,
-                hello=options.hello, max_frame_size=options.max_frame_size, drain_timeout=0,
-                incarnation=self.number, stall_timeout=options.stuck_after, priority=options.heartbeat,
-            )
-        except RemoteProtocolError as exc:
-            log.warning("worker incarnation %d sent garbage: %s", self.number, exc)
-            self.declare_dead("protocol error")
-            return
-        except PeerNotReading as exc:
-            log.warning("worker incarnation %d %s", self.number, exc)
-            self.declare_dead("stopped reading")
-            return
-        # Its end of the channel closed: it is exiting, most likely. Not healthy from
-        # now on; give the exit a moment to be the reason.
-        self.serving = False
-        await trio.sleep(_EXIT_GRACE)
-        self.declare_dead("closed its channel")
-
-    async def watch_exit(self) -> None:
-        """The worker exited (any code, any signal): it is dead."""
-        assert self.process is not None
-        await self.process.wait()
-        self.declare_dead("exited")
-
-    async def watch_heartbeat(self) -> None:
-        """The stuck decision: no heartbeat by the liveness deadline (``start_timeout``
-        for the first, then ``stuck_after`` after each) means the main loop is not
-        making progress, however busy the rest of the worker is: STUCK, then dead."""
-        while True:
-            # Each heartbeat moves this scope's deadline (see heard_heartbeat).
-            with trio.move_on_at(self.liveness.deadline()) as watch:
-                self._watchdog = watch
-                await trio.sleep_forever()
-            if self.liveness.is_stuck(trio.current_time()):
-                first = self.liveness.last_heartbeat is None
-                self._supervisor._publish(WorkerState.STUCK)
-                self.declare_dead("no first heartbeat" if first else "stuck")
-                return
-
-    async def _stop(self, process: WorkerProcess) -> None:
-        """SIGTERM, then SIGKILL after ``stop_timeout``; SIGKILL at once if stopped (SIGSTOP)."""
-        if is_stopped(process.pid):
-            process.kill()
-        else:
-            process.terminate()
-            with trio.move_on_after(self._options.stop_timeout):
-                await process.wait()
-            if process.returncode is None:
-                log.warning("worker pid %d ignored SIGTERM for %g s: SIGKILL", process.pid, self._options.stop_timeout)
-                process.kill()
-        await process.wait()
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import trio
 from ._observable import Observable
 from ._policy import ExitRecord
 
-__all__ = ["RestartIntensityExceeded", "StatusBoard", "SupervisorStatus", "WorkerState"]
+__all__ = ["Keep", "RestartIntensityExceeded", "StatusBoard", "SupervisorStatus", "WorkerState"]
 
 log = logging.getLogger("actors._supervisor")
 
@@ -108,8 +108,10 @@ class RestartIntensityExceeded(Exception):
         self.exits = list(exits)
 
 
-class _Keep(enum.Enum):
-    KEEP = "keep"  # StatusBoard.move: leave this field as it is
+class Keep(enum.Enum):
+    """For :meth:`StatusBoard.move`: leave this field as it is."""
+
+    KEEP = "keep"
 
 
 class StatusBoard:
@@ -139,12 +141,12 @@ class StatusBoard:
         heartbeat_age: float | None,
         heartbeat_gap: float | None = None,
         worst_heartbeat_gap: float | None = None,
-        loop_lag: float | _Keep | None = _Keep.KEEP,
-        pid: int | _Keep | None = _Keep.KEEP,
+        loop_lag: float | Keep | None = Keep.KEEP,
+        pid: int | Keep | None = Keep.KEEP,
         incarnation: int | None = None,
         restarts: int | None = None,
-        last_exit: int | _Keep | None = _Keep.KEEP,
-        last_exit_reason: str | _Keep | None = _Keep.KEEP,
+        last_exit: int | Keep | None = Keep.KEEP,
+        last_exit_reason: str | Keep | None = Keep.KEEP,
     ) -> None:
         """Publish ``state`` with the given changes.
 
@@ -158,16 +160,16 @@ class StatusBoard:
             raise AssertionError(f"worker state {current.state.name} is final")
         new = SupervisorStatus(
             state=state,
-            pid=current.pid if pid is _Keep.KEEP else pid,
+            pid=current.pid if pid is Keep.KEEP else pid,
             incarnation=current.incarnation if incarnation is None else incarnation,
             restarts=current.restarts if restarts is None else restarts,
-            last_exit=current.last_exit if last_exit is _Keep.KEEP else last_exit,
-            last_exit_reason=current.last_exit_reason if last_exit_reason is _Keep.KEEP else last_exit_reason,
+            last_exit=current.last_exit if last_exit is Keep.KEEP else last_exit,
+            last_exit_reason=current.last_exit_reason if last_exit_reason is Keep.KEEP else last_exit_reason,
             heartbeat_age=heartbeat_age,
             since=current.since if state is current.state else trio.current_time(),
             heartbeat_gap=heartbeat_gap,
             worst_heartbeat_gap=worst_heartbeat_gap,
-            loop_lag=current.loop_lag if loop_lag is _Keep.KEEP else loop_lag,
+            loop_lag=current.loop_lag if loop_lag is Keep.KEEP else loop_lag,
         )
         if (new.state, new.incarnation, new.pid) != (current.state, current.incarnation, current.pid):
             self._history.append(new)  # transitions only: heartbeats would crowd them out
