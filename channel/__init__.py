@@ -14,7 +14,8 @@
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._decoder import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
+from ._bounds import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
+from ._bounds import max_containers as max_containers
 from ._decoder import END_OF_STREAM as END_OF_STREAM
 from ._decoder import NEED_DATA as NEED_DATA
 from ._decoder import DecoderEvent as DecoderEvent
@@ -22,7 +23,6 @@ from ._decoder import FrameDecoder as FrameDecoder
 from ._decoder import FrameFields as FrameFields
 from ._decoder import OversizedFrame as OversizedFrame
 from ._decoder import RejectedFrame as RejectedFrame
-from ._decoder import max_containers as max_containers
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body

@@ -13,6 +13,16 @@ from typing import Any, Final, Generic, Literal, NoReturn
 import attrs
 import msgpack
 
+from ._bounds import (
+    CONTAINERS,
+    DEFAULT_MAX_DEPTH,
+    PLAIN_UNPACK_MAX,
+    TooDeep,
+    TooManyContainers,
+    budgeted_unpack,
+    check_depth,
+    max_containers,
+)
 from ._errors import (
     ErrorReply,
     FrameTooLarge,
@@ -36,7 +46,6 @@ from ._frames import (
 from ._util import clip
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH",
     "END_OF_STREAM",
     "NEED_DATA",
     "DecoderEvent",
@@ -44,79 +53,9 @@ __all__ = [
     "FrameFields",
     "OversizedFrame",
     "RejectedFrame",
-    "max_containers",
 ]
 
 _unpackb: Final = msgpack.unpackb
-
-DEFAULT_MAX_DEPTH: Final = 32
-"""How deep a frame's body, carrier or error may nest by default: the map itself is
-level 1, a map or array inside it level 2, and so on."""
-
-_PLAIN_UNPACK_MAX: Final = 64 * 1024
-"""Frames up to this size are unpacked at once; larger ones with a container budget.
-
-A frame of ``n`` bytes decodes to at most ~80 ``n`` bytes of Python objects (an
-empty map is one byte on the wire and 64 in memory): 5 MiB for a frame of this
-size, so only larger frames need the budget's hooks."""
-
-
-def max_containers(frame_size: int) -> int:
-    """The most maps and arrays a frame of ``frame_size`` bytes may hold.
-
-    One per 16 bytes, plus 1,024: generous for real messages, whose maps have keys,
-    while a frame of nothing but empty maps (one byte each on the wire, 64 in
-    memory) is refused long before it costs 80 times its size.
-    """
-    return 1024 + frame_size // 16
-
-
-_CONTAINERS: Final = frozenset({dict, list})
-
-
-class _TooManyContainers(Exception):
-    pass
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def _budgeted_unpack(payload: memoryview | bytes, budget: int, **options: Any) -> Any:
-    """``msgpack.unpackb`` that stops as soon as more than ``budget`` maps and arrays
-    have been built (msgpack calls the hooks as each one is finished), so memory
-    stays within a small multiple of the frame's size."""
-    left = budget
-
-    def count(container: Any) -> Any:
-        nonlocal left
-        left -= 1
-        if left < 0:
-            raise _TooManyContainers
-        return container
-
-    return _unpackb(payload, list_hook=count, object_hook=count, **options)
-
-
-def _check_depth(value: dict[str, Any] | None, max_depth: int) -> None:
-    """Raise _TooDeep if ``value`` (a body, carrier or error map) nests deeper than
-    ``max_depth``; iterative, so it cannot itself run out of stack."""
-    if value is None:
-        return
-    for item in value.values():
-        if type(item) is dict or type(item) is list:
-            break
-    else:
-        return  # the common case: a map of scalars
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        container, depth = stack.pop()
-        if depth > max_depth:
-            raise _TooDeep
-        items = container.values() if type(container) is dict else container
-        for item in items:
-            if type(item) is dict or type(item) is list:
-                stack.append((item, depth + 1))
 
 # msgpack's unsigned int markers and the bytes that follow each.
 _UINT_WIDTHS: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
@@ -366,7 +305,7 @@ class FrameDecoder(Generic[FrameT]):
             if len(buffer) >= start:
                 (length,) = _LENGTH.unpack_from(buffer, pos)
                 end = start + length
-                if 0 < length <= _PLAIN_UNPACK_MAX and length <= self._max_frame_size and end <= len(buffer):
+                if 0 < length <= PLAIN_UNPACK_MAX and length <= self._max_frame_size and end <= len(buffer):
                     try:
                         value = _unpackb(buffer[start:end], timestamp=3, strict_map_key=False)
                     except Exception:  # garbage: the careful path names it
@@ -387,19 +326,19 @@ class FrameDecoder(Generic[FrameT]):
                             nested = False
                             if second is not None:
                                 for item in second.values():
-                                    if type(item) in _CONTAINERS:
+                                    if type(item) in CONTAINERS:
                                         nested = True
                                         break
                             if third is not None and not nested:
                                 for item in third.values():
-                                    if type(item) in _CONTAINERS:
+                                    if type(item) in CONTAINERS:
                                         nested = True
                                         break
                             if nested:
                                 try:
-                                    _check_depth(second, self._max_depth)
-                                    _check_depth(third, self._max_depth)
-                                except _TooDeep:
+                                    check_depth(second, self._max_depth)
+                                    check_depth(third, self._max_depth)
+                                except TooDeep:
                                     return self._too_deep(frame_id, pos)
                             return (frame_id, second, third)
         return self._next_checked()
@@ -483,8 +422,8 @@ class FrameDecoder(Generic[FrameT]):
         budget = max_containers(length)
         with memoryview(self._buffer) as view, view[start:end] as payload:
             try:
-                value = _budgeted_unpack(payload, budget, timestamp=3, strict_map_key=False)
-            except _TooManyContainers:
+                value = budgeted_unpack(payload, budget, timestamp=3, strict_map_key=False)
+            except TooManyContainers:
                 return self._refuse(payload, offset, f"more than {budget} maps and arrays in a frame of {length} bytes")
             except msgpack.StackError:
                 return self._refuse(payload, offset, f"nested deeper than max_depth={self._max_depth}")
@@ -494,7 +433,7 @@ class FrameDecoder(Generic[FrameT]):
                 # Never format the exception's repr: ExtraData's holds the value.
                 why = f"{type(exc).__name__}: {clip(str(exc), 200)}"
                 try:
-                    lenient = _budgeted_unpack(
+                    lenient = budgeted_unpack(
                         payload, budget, timestamp=0, strict_map_key=False, unicode_errors="surrogateescape"
                     )
                 except Exception:
@@ -526,9 +465,9 @@ class FrameDecoder(Generic[FrameT]):
         except LocalProtocolError as exc:
             self._fail(RemoteProtocolError(str(exc), offset=offset))
         try:
-            _check_depth(body, self._max_depth)
-            _check_depth(third, self._max_depth)
-        except _TooDeep:
+            check_depth(body, self._max_depth)
+            check_depth(third, self._max_depth)
+        except TooDeep:
             return RejectedFrame(id=frame_id, reason=f"nested deeper than max_depth={self._max_depth}", offset=offset)
         return (frame_id, body, third)
 
