@@ -3,6 +3,7 @@ the summary at the end."""
 
 from __future__ import annotations
 
+import statistics
 import sys
 from collections import Counter
 from typing import Any
@@ -13,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .job import Job
-from .kinds import FAILING_KINDS
+from .kinds import FAILING_KINDS, p99
 
 
 def _progress_table(job: Job, rate: float) -> Table:
@@ -91,13 +92,11 @@ def summary(job: Job, rows: list[Any], wall: float, problems: list[str]) -> None
                   f"{job.store.stale_completions}")
     console.print(f"total {wall:.1f} s, {total_requests:,} requests, {total_requests / wall:,.0f} req/s")
     if job.loop_lags:
-        lags = sorted(job.loop_lags)
-        capacity = sorted(job.capacities)
-        rss = job.runner_rss_kb
+        lags, capacity, rss = job.loop_lags, job.capacities, job.runner_rss_kb
         console.print(
-            f"load: runner loop lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, p99 {lags[int(0.99 * (len(lags) - 1))] * 1000:.0f} ms; "
-            f"effective capacity min {capacity[0]}, median {capacity[len(capacity) // 2]}, max {capacity[-1]} "
-            f"(ceiling {job.args.capacity}); heartbeat gap p99 {job.gap_p99() * 1000:.0f} ms; "
+            f"load: runner loop lag p50 {statistics.median(lags) * 1000:.0f} ms, p99 {p99(lags) * 1000:.0f} ms; "
+            f"effective capacity min {min(capacity)}, median {statistics.median(capacity):.0f}, max {max(capacity)} "
+            f"(ceiling {job.args.capacity}); heartbeat gap p99 {p99(job.heartbeat_gaps) * 1000:.0f} ms; "
             f"runner peak RSS {rss / 1024:.0f} MiB ({rss * 1024 / max(len(rows), 1):,.0f} B per trigger)"
         )
     if problems:

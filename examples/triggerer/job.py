@@ -125,10 +125,6 @@ class Job:
         self.runner_rss_kb = max(self.runner_rss_kb, message.rss_kb)
         return max(0, min(message.free, limit - len(message.running)))
 
-    def gap_p99(self) -> float:
-        gaps = sorted(self.heartbeat_gaps)
-        return gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0
-
     def emit(self, line: str) -> None:
         """An event line for the log (and for tests that follow the run)."""
         print(f"[{trio.current_time() - self.started:6.2f}s] {line}", flush=True)

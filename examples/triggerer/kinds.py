@@ -13,6 +13,7 @@ import asyncio
 import functools
 import math
 import random
+import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,13 @@ class Misrouted(AssertionError):
     """A reply that is not the caller's own: the bug this project exists to prevent."""
 
 
+def p99(values: list[float]) -> float:
+    """The 99th percentile of ``values`` (0 for none)."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
 class Stats:
     """Requests by caller kind and misroutes, reported to the job in each sync."""
 
@@ -68,8 +76,7 @@ class Stats:
         latencies, self.latencies = self.latencies, []
         self.requests.clear()
         self.misroutes = 0
-        p99 = sorted(latencies)[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
-        return requests, misroutes, p99
+        return requests, misroutes, p99(latencies)
 
 
 def request_for(trigger_id: int, i: int) -> Any:
