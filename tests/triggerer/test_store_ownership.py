@@ -15,6 +15,16 @@ from examples.triggerer.kinds import FAILING_KINDS
 from tests.triggerer.test_demo import TEST_TIMEOUT, Demo, assert_gone, demo_command, ensure_ended
 
 
+async def run_to_end(*args: str) -> tuple[int, Demo]:
+    """Run the demo with ``args`` until it exits: its exit code and what it printed."""
+    demo = await start_demo(*args)
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            return await finish(demo), demo
+    finally:
+        await ensure_ended(demo.process)
+
+
 async def start_demo(*args: str) -> Demo:
     process = await trio.lowlevel.open_process(demo_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return Demo(process)
@@ -47,12 +57,7 @@ async def test_a_sigkilled_job_is_resumed_on_its_store_without_new_triggers(tmp_
     with sqlite3.connect(db) as connection:
         left_running = connection.execute("SELECT COUNT(*) FROM triggers WHERE state = 'running'").fetchone()[0]
     assert left_running > 0  # the dead job's, which the next must not take for its own
-    second = await start_demo("--triggers", "60", "--db", db)
-    try:
-        with trio.fail_after(TEST_TIMEOUT):
-            code = await finish(second)
-    finally:
-        await ensure_ended(second.process)
+    code, second = await run_to_end("--triggers", "60", "--db", db)
     output = "\n".join(second.lines)
     assert code == 0, output
     assert "resuming" in output
@@ -69,12 +74,8 @@ async def test_a_sigkilled_job_is_resumed_on_its_store_without_new_triggers(tmp_
 async def test_add_adds_to_an_existing_store(tmp_path: Path) -> None:
     db = str(tmp_path / "triggers.db")
     for extra in ((), ("--add",)):
-        demo = await start_demo("--triggers", "8", "--db", db, *extra)
-        try:
-            with trio.fail_after(TEST_TIMEOUT):
-                assert await finish(demo) == 0, "\n".join(demo.lines)
-        finally:
-            await ensure_ended(demo.process)
+        code, demo = await run_to_end("--triggers", "8", "--db", db, *extra)
+        assert code == 0, "\n".join(demo.lines)
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT COUNT(*) FROM triggers").fetchone()[0] == 16
 
@@ -126,13 +127,8 @@ async def test_sigterm_and_ctrl_c_stop_the_runner_and_exit_cleanly(tmp_path: Pat
 
 async def test_a_job_that_gives_up_on_its_runner_says_so_and_exits_1(tmp_path: Path) -> None:
     # Once: the intensity error vanished inside the job's nurseries ("0 outcomes", exit 0 paths).
-    demo = await start_demo("--triggers", "20", "--chaos", "--max-restarts", "0", "--stuck-after", "1",
-                            "--db", str(tmp_path / "t.db"))
-    try:
-        with trio.fail_after(TEST_TIMEOUT):
-            code = await finish(demo)
-    finally:
-        await ensure_ended(demo.process)
+    code, demo = await run_to_end("--triggers", "20", "--chaos", "--max-restarts", "0", "--stuck-after", "1",
+                                  "--db", str(tmp_path / "t.db"))
     output = "\n".join(demo.lines)
     assert code == 1, output
     assert "the job gave up on its runner: worker restarted more than 0 times" in " ".join(output.split())
