@@ -14,7 +14,7 @@
     async with actors.open_supervisor(argv, codec, handler, heartbeat=Heartbeat) as sup:
         ...                                                # a worker process, restarted
 Logging: every module logs to a logger under ``"actors"`` (``actors._responder``,
-``actors._comms``), so ``logging.getLogger("actors")`` configures them all.
+``actors._actor``), so ``logging.getLogger("actors")`` configures them all.
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
@@ -31,6 +31,7 @@ from channel import RemoteProtocolError as RemoteProtocolError
 from channel import TruncatedFrame as TruncatedFrame
 from channel._util import fixup_module_metadata as _fixup_module_metadata
 
+from ._comms import Comms as Comms
 from ._context import RequestInfo as RequestInfo
 from ._context import current_request as current_request
 from ._errors import ChannelClosed as ChannelClosed
@@ -42,7 +43,6 @@ from ._errors import PeerUnresponsive as PeerUnresponsive
 from ._errors import RemoteError as RemoteError
 from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
-from ._handle import Comms as Comms
 from ._observable import Observable as Observable
 from ._open import open_comms as open_comms
 from ._policy import ExitRecord as ExitRecord

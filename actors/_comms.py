@@ -1,429 +1,322 @@
-"""The comms actor: the only code that reads the stream and the only code that writes it.
+"""The caller-facing handle: ``asend`` and ``send`` from wherever the caller runs.
 
-One reader task and the pump's one write path (a writer task, and on a socket the
-end of each trio scheduler pass), both on the actor's thread, own the stream through
-a :class:`~actors._pump.FramePump`. Callers never touch it: they hand the actor a
-reply slot holding their packed request. Frame ids are allocated only in
-:meth:`CommsActor._next_batch`, the single code path that turns requests into bytes,
-called only by that write path, so a reply can only ever reach the slot registered
-under its id; there is no lock to get wrong.
+Each call encodes its own message (so an encode error raises in the code that sent
+it), wraps it in a reply slot of the kind that suits how it waits, hands the slot to
+the actor and waits, with a deadline, for the actor to resolve it:
 
-Everything in this class runs on the actor's trio thread. Other threads reach it
-only through :meth:`CommsActor.post`, which queues an operation in the actor's
-:class:`~actors._inbox.Inbox`, drained on the trio loop once per batch.
+================================  ===========================  =========================
+caller                            reaches the actor by         waits on
+================================  ===========================  =========================
+trio task of the actor's run      a direct call (same thread)  ``wait_task_rescheduled``
+trio task of another trio run     ``TrioToken.run_sync_soon``  ``wait_task_rescheduled``
+asyncio coroutine, any thread     ``TrioToken.run_sync_soon``  a future on its own loop
+plain thread, ``to_thread``       ``TrioToken.run_sync_soon``  a lock
+sync code on the actor's thread   greenback portal -> trio     (as a trio task)
+================================  ===========================  =========================
 """
 
 from __future__ import annotations
 
-import collections
-import logging
+import asyncio
+import math
+import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar, final, overload
 
 import trio
 
 from channel import (
     Codec,
-    FrameFields,
-    MessageDecodeError,
-    OversizedFrame,
-    RejectedFrame,
-    RemoteProtocolError,
-    ResponseFrame,
-    frame_head,
-    read_error_body,
+    Request,
+    check_request_size,
+    max_request_body,
+    message_type_of,
+    pack_value,
 )
+from channel._util import NoPublicConstructor
 
-from ._errors import PeerNotAnswering, PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
-from ._inbox import Inbox
-from ._pump import MAX_WRITE_BATCH, FramePump
-from ._slots import ReplySlot, WakeBatch, flush_wakeups
-from ._state import Lifecycle
-from ._stats import CommsStatistics, Counters
+from ._actor import CommsActor
+from ._context import outgoing_carrier
+from ._cross_loop import running_library
+from ._errors import LoopThreadError, RequestTimeout
+from ._observable import Observable
+from ._options import check_timeout
+from ._slots import AsyncioSlot, CrossThreadSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
+from ._state import ChannelState
+from ._stats import CommsStatistics
 
-__all__ = ["CommsActor"]
+__all__ = ["Comms"]
 
-log = logging.getLogger(__name__)
+ReplyT = TypeVar("ReplyT")
+_modules = sys.modules
 
-_COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the admission queue
+
+def _type_name(message: object) -> str:
+    return "None" if message is None else message_type_of(type(message))
 
 
-class CommsActor:
-    """Owns one stream: routes replies to slots, writes requests, enforces the limits.
+@final
+class Comms(metaclass=NoPublicConstructor):
+    """A handle on one channel: send requests, get replies, from any thread or loop.
 
-    Not public: users get a :class:`~actors.Comms` from ``open_comms``.
+    Made by :func:`open_comms` or :func:`~actors.comms_in_thread`, never directly
+    (``Comms(...)`` raises ``TypeError``).
     """
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        codec: Codec,
-        *,
-        max_in_flight: int,
-        max_unanswered: int,
-        max_frame_size: int,
-        expect_hello: bool,
-        stall_timeout: float,
-        priority: frozenset[type] = frozenset(),
-    ) -> None:
-        self._stream = stream
-        self._pump = FramePump(
-            stream, ResponseFrame, max_frame_size=max_frame_size, next_batch=self._next_batch,
-            stall_timeout=stall_timeout,
-        )
-        self.codec = codec
-        self._reply_types = codec.reply_types if codec.reply_types else None
-        self._priority = priority or None  # None: no lane, and one test per call fewer
-        self.max_in_flight = max_in_flight
-        self.max_unanswered = max_unanswered
-        self.max_frame_size = max_frame_size
-        self.lifecycle = Lifecycle(expect_hello=expect_hello)
-        self.counters = Counters()
-        self.hello: Any = None
-        self.hello_error: BaseException | None = None
-        self.hello_arrived = False
-        self._hello_hinted = False
-        self._cancel_scope = trio.CancelScope()
+    def __init__(self, actor: CommsActor, codec: Codec, default_timeout: float | None) -> None:
+        self._actor = actor
+        self._codec = codec
+        self._default_timeout = default_timeout
+        self._max_body = max_request_body(actor.max_frame_size)
 
-        # A slot is in exactly one of these until it is resolved or forgotten.
-        self._awaiting_admission: collections.deque[ReplySlot] = collections.deque()
-        self._abandoned_since_compaction = 0  # a trigger for compaction, not a count
-        self._admitted_unwritten: collections.deque[ReplySlot] = collections.deque()
-        self._in_flight: dict[int, ReplySlot] = {}
-        # Written requests whose caller gave up: id -> when it gave up. Bounded by
-        # max_unanswered; their late replies are dropped and counted.
-        self._abandoned_in_flight: dict[int, float] = {}
-        self._admitted = 0  # slots in _admitted_unwritten and _in_flight
-        self._next_id = 1  # id 0 is the peer's unsolicited hello
-        self._wake: WakeBatch = {}
-
-        self._inbox = Inbox(after_drain=self._flush_wakeups)
-        self.thread_id = -1
+    def __repr__(self) -> str:
+        return f"<actors.Comms {self._actor.lifecycle.state.name}>"
 
     @property
-    def token(self) -> trio.lowlevel.TrioToken | None:
-        """The token of the trio run hosting the actor, once it runs."""
-        return self._inbox.token
+    def hello(self) -> Any:
+        """The peer's unsolicited first message (with ``expect_hello=True``), else ``None``."""
+        return self._actor.hello
 
-    # ------------------------------------------------------------------ running
+    @property
+    def state(self) -> Observable[ChannelState]:
+        """The channel's state, observable from the actor's trio run (``await state.wait_value(...)``).
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the reader and writer until the channel closes, then close the stream."""
-        self._inbox.token = trio.lowlevel.current_trio_token()
-        self.thread_id = threading.get_ident()
-        log.debug("channel open on %r", self._stream)
-        try:
-            with self._cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._read)
-                    nursery.start_soon(self._write)
-                    task_status.started()
-        finally:
-            self.close(trio.ClosedResourceError("channel closed by its owner"))
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self._stream)
-            self.lifecycle.finish_close()
-            log.debug("channel closed: %r", self.lifecycle.cause)
-
-    async def _read(self) -> None:
-        try:
-            cause = await self._pump.read_frames(self._on_frame, after_read=self._flush_wakeups)
-        except Exception as exc:  # a bug of ours: keep the host alive, tell every caller
-            log.exception("trio-comms reader failed")
-            cause = exc
-        self.close(cause)
-
-    async def _write(self) -> None:
-        await self.lifecycle.wait_open()
-        try:
-            cause = await self._pump.write_batches()
-        except Exception as exc:  # a bug of ours: keep the host alive, tell every caller
-            log.exception("trio-comms writer failed")
-            cause = exc
-        if cause is not None:
-            self.close(cause)
-
-    async def aclose(self) -> None:
-        """Close the channel (if open) and wait until the stream is closed."""
-        self.close(trio.ClosedResourceError("channel closed by aclose()"))
-        await self.lifecycle.wait_closed()
-
-    def close(self, cause: BaseException) -> None:
-        """Fail every pending call with ``ChannelClosed`` from ``cause``; stop the tasks.
-
-        Idempotent: the first cause is the one every caller sees.
+        From anywhere else, read ``state.value`` or ``await comms.wait_closed()``.
         """
-        if not self.lifecycle.begin_close(cause):
-            return
-        if isinstance(cause, (RemoteProtocolError, PeerUnresponsive)):
-            log.warning("channel closing: %s: %s", type(cause).__name__, cause)
-        else:
-            log.debug("channel closing: %r", cause)
-        self.counters.requests_unanswered += len(self._in_flight) + len(self._abandoned_in_flight)
-        for slots in (self._in_flight.values(), self._admitted_unwritten, self._awaiting_admission):
-            for slot in slots:
-                self._fail_closed(slot)
-        self._in_flight.clear()
-        self._abandoned_in_flight.clear()
-        self._admitted_unwritten.clear()
-        self._awaiting_admission.clear()
-        self._admitted = 0
-        flush_wakeups(self._wake)
-        self._cancel_scope.cancel()
+        return self._actor.lifecycle.observable
 
-    def _fail_closed(self, slot: ReplySlot) -> None:
-        if slot.try_claim():
-            assert self.lifecycle.cause is not None
-            self.counters.calls_closed += 1
-            slot.resolve(None, closed_error(self.lifecycle.cause), self._wake)
-
-    # ------------------------------------------------------------------ callers
-
-    def closed_error(self) -> BaseException:
-        """The ``ChannelClosed`` a new call gets once the channel is closing (and count it)."""
-        assert self.lifecycle.cause is not None
-        self.counters.calls_closed += 1
-        return closed_error(self.lifecycle.cause)
-
-    def submit(self, slot: ReplySlot) -> None:
-        """Accept a caller's slot (actor thread). Fails it at once if the channel is closed.
-
-        A request made while nothing is in flight is written at once if its slot is
-        ``eager`` (see :class:`~actors._slots.ReplySlot`), so the peer starts on it
-        while the other callers of this scheduler pass still run; otherwise it goes
-        out with the rest of the pass.
-        """
-        if self.lifecycle.closing:
-            self._fail_closed(slot)
-        elif slot.gave_up():
-            pass  # a thread caller timed out before its request even reached us
-        elif self._priority is not None and slot.request_class in self._priority:
-            # The priority lane (the heartbeat): outside max_in_flight, ahead of every
-            # queued request, at the head of the next write.
-            self._admitted_unwritten.appendleft(slot)
-            self._pump.data_ready()
-        elif self._admitted < self.max_in_flight:
-            self._admitted += 1
-            self._admitted_unwritten.append(slot)
-            if slot.eager and not self._in_flight:
-                self._pump.write_now()
-            else:
-                self._pump.data_ready()
-        else:
-            slot.waiting = True
-            self._awaiting_admission.append(slot)
-
-    def abandon(self, slot: ReplySlot) -> None:
-        """Forget a slot whose caller has claimed it (gave up). Actor thread.
-
-        A slot not yet written is skipped when its turn comes, so its request is never
-        written. A written one leaves ``max_in_flight`` for the bounded table of
-        abandoned requests, whose late replies are dropped; when that table would hold
-        more than ``max_unanswered``, the peer is not answering and the channel closes
-        with :class:`PeerUnresponsive`.
-        """
-        if slot.waiting:
-            self._abandoned_since_compaction += 1
-            if self._abandoned_since_compaction > _COMPACT_WAITING_AFTER and (
-                self._abandoned_since_compaction * 2 > len(self._awaiting_admission)
-            ):
-                # Keep a stalled channel's queue from growing with callers that left.
-                self._awaiting_admission = collections.deque(s for s in self._awaiting_admission if not s.gave_up())
-                self._abandoned_since_compaction = 0
-            return
-        frame_id = slot.frame_id
-        if not frame_id or self._in_flight.get(frame_id) is not slot:
-            return  # not written yet (the writer will skip it), or already answered
-        del self._in_flight[frame_id]
-        self._release(slot)
-        now = trio.current_time()
-        self._abandoned_in_flight[frame_id] = now
-        if len(self._abandoned_in_flight) > self.max_unanswered:
-            oldest = next(iter(self._abandoned_in_flight.values()))
-            self.close(PeerNotAnswering(len(self._abandoned_in_flight), now - oldest, self.max_unanswered))
-            return
-        if self._awaiting_admission:
-            self._admit_waiting()
-
-    def _release(self, slot: ReplySlot) -> None:
-        """A slot leaves ``max_in_flight`` (answered, given up, skipped): one less
-        admitted, unless it took the priority lane, which never counted."""
-        if self._priority is None or slot.request_class not in self._priority:
-            self._admitted -= 1
-
-    def abandon_timed_out(self, slot: ReplySlot) -> None:
-        self.counters.calls_timed_out += 1
-        self.abandon(slot)
-
-    def abandon_cancelled(self, slot: ReplySlot) -> None:
-        self.counters.calls_cancelled += 1
-        self.abandon(slot)
-
-    def note_timed_out(self) -> None:
-        """Count a trio caller's timeout (its slot was abandoned by its abort)."""
-        self.counters.calls_timed_out += 1
-
-    def note_cancelled(self) -> None:
-        """Count a trio caller's cancellation (its slot was abandoned by its abort)."""
-        self.counters.calls_cancelled += 1
-
-    def post(self, operation: Callable[[ReplySlot], None], slot: ReplySlot) -> None:
-        """Run ``operation(slot)`` on the actor's thread, soon (see :class:`~actors._inbox.Inbox`).
-
-        Callable from any thread. If the actor's trio run is over, the channel closed
-        with it, and the slot fails with ``ChannelClosed`` at once.
-        """
-        try:
-            self._inbox.post(operation, slot)
-        except trio.RunFinishedError:
-            if slot.try_claim():
-                cause = self.lifecycle.cause or trio.ClosedResourceError("the actor's trio run has finished")
-                wake: WakeBatch = {}
-                slot.resolve(None, closed_error(cause), wake)
-                flush_wakeups(wake)
-
-    def _flush_wakeups(self) -> None:
-        if self._wake:
-            flush_wakeups(self._wake)
-
-    def _admit_waiting(self) -> None:
-        waiting = self._awaiting_admission
-        while waiting and self._admitted < self.max_in_flight:
-            slot = waiting.popleft()
-            if slot.gave_up():
-                continue
-            self._admitted += 1
-            slot.waiting = False
-            self._admitted_unwritten.append(slot)
-            self._pump.data_ready()
-
-    # ------------------------------------------------------------------ writer
-
-    def _next_batch(self) -> bytes | None:
-        """The one place requests become bytes: ids in order, whole frames, one batch.
-
-        Called only by the pump's writer, on the actor's thread.
-        """
-        unwritten = self._admitted_unwritten
-        in_flight = self._in_flight
-        parts: list[bytes] = []
-        size = 0
-        # Slots whose callers gave up before being written are skipped (and their
-        # room under max_in_flight given to waiters), until a frame is written.
-        while unwritten and not parts:
-            frame_id = self._next_id
-            skipped = False
-            while unwritten and size < MAX_WRITE_BATCH:
-                slot = unwritten.popleft()
-                # The id goes on the slot before the take, so a caller who loses the
-                # take to us can read it (see CrossThreadSlot.written_frame_id).
-                slot.frame_id = frame_id
-                if not slot.try_take():
-                    slot.frame_id = 0
-                    self._release(slot)
-                    skipped = True
-                    continue
-                in_flight[frame_id] = slot
-                head = frame_head(frame_id, len(slot.fields), slot.field_count)
-                parts.append(head)
-                parts.append(slot.fields)
-                size += len(head) + len(slot.fields)
-                frame_id += 1
-            self.counters.requests_sent += frame_id - self._next_id
-            self._next_id = frame_id
-            if skipped:
-                self._admit_waiting()
-        if not parts:
-            return None
-        return b"".join(parts)
-
-    # ------------------------------------------------------------------ reader
-
-    def _on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
-        if self.lifecycle.awaiting_hello:
-            self._take_hello(event)
-            return
-        frame_id = event[0] if isinstance(event, tuple) else event.id
-        slot = self._in_flight.pop(frame_id, None)
-        if slot is None:
-            if self._abandoned_in_flight.pop(frame_id, None) is not None:
-                self.counters.replies_late += 1
-            elif frame_id == 0 and not self._hello_hinted:
-                self._hello_hinted = True
-                log.warning(
-                    "the peer sent a hello (an unsolicited response with id 0) that nobody "
-                    "expected; open the channel with expect_hello=True to receive it as comms.hello"
-                )
-            else:
-                self.counters.replies_unknown += 1
-            return
-        if self._priority is None or slot.request_class not in self._priority:  # _release, inlined
-            self._admitted -= 1
-        if slot.try_claim():
-            self.counters.replies_routed += 1
-            try:
-                value, error = self._reply_outcome(event, slot.request_class)
-            except Exception as exc:
-                # Unforeseen (a bug of ours): the reader dies with it and closes the
-                # channel, but this caller, claimed already, must not wait forever.
-                self.close(exc)
-                self.counters.calls_closed += 1
-                slot.resolve(None, closed_error(exc), self._wake)
-                flush_wakeups(self._wake)
-                raise
-            slot.resolve(value, error, self._wake)
-        else:
-            self.counters.replies_late += 1
-        if self._awaiting_admission:
-            self._admit_waiting()
-
-    def _reply_outcome(
-        self, event: FrameFields | OversizedFrame | RejectedFrame, request_class: type | None
-    ) -> tuple[Any, BaseException | None]:
-        if type(event) is OversizedFrame:
-            self.counters.replies_too_large += 1
-            reply = event.error_reply("response")
-            return None, ReplyTooLarge(reply.code, reply.detail, frame_id=event.id)
-        if type(event) is RejectedFrame:
-            self.counters.replies_undecodable += 1
-            return None, event.decode_error()
-        assert type(event) is tuple
-        frame_id, body, error = event
-        try:
-            if error is not None:
-                code, detail = read_error_body(error)
-                self.counters.replies_remote_error += 1
-                return None, RemoteError(code, detail, frame_id=frame_id)
-            value = None if body is None else self.codec.decode(body)
-            if self._reply_types is not None and request_class is not None:
-                expected = self._reply_types.get(request_class)
-                if expected is not None and not isinstance(value, expected):
-                    raise self.codec.wrong_reply(request_class, expected, value)
-            return value, None
-        except MessageDecodeError as exc:
-            self.counters.replies_undecodable += 1
-            return None, exc
-
-    def _take_hello(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
-        frame_id = event[0] if isinstance(event, tuple) else event.id
-        if frame_id != 0:
-            raise RemoteProtocolError(f"expected the peer's hello (a response with id 0), got id {frame_id}")
-        self.hello, self.hello_error = self._reply_outcome(event, None)
-        self.hello_arrived = True
-        self.lifecycle.hello_received()
-
-    # ------------------------------------------------------------------ statistics
+    @property
+    def close_cause(self) -> BaseException | None:
+        """Why the channel closed (the ``__cause__`` of every ``ChannelClosed``), or ``None``."""
+        return self._actor.lifecycle.cause
 
     def statistics(self) -> CommsStatistics:
-        abandoned = len(self._abandoned_in_flight)
-        queued = sum(
-            not slot.gave_up() for queue in (self._admitted_unwritten, self._awaiting_admission) for slot in queue
+        """A snapshot of the channel's counters."""
+        return self._actor.statistics()
+
+    async def wait_closed(self) -> None:
+        """Wait until the channel is closed, from any trio run or asyncio loop.
+
+        Raises:
+            RuntimeError: awaited outside trio and asyncio.
+        """
+        await self._actor.lifecycle.wait_closed()
+
+    async def aclose(self) -> None:
+        """Close the channel: every pending and later call fails with ``ChannelClosed``.
+
+        Works from the actor's trio run, another trio run or an asyncio loop.
+        Idempotent; returns once the stream is closed.
+        """
+        actor = self._actor
+        if threading.get_ident() == actor.thread_id and trio.lowlevel.in_trio_task():
+            with trio.CancelScope(shield=True):
+                await actor.aclose()
+            return
+        assert actor.token is not None
+        try:
+            actor.token.run_sync_soon(actor.close, trio.ClosedResourceError("channel closed by aclose()"))
+        except trio.RunFinishedError:
+            return  # the actor's run is over: the channel is closed
+        await self.wait_closed()
+
+    # ------------------------------------------------------------------ encoding
+
+    def _pack(self, message: object, carrier: Mapping[str, Any] | None) -> tuple[bytes, int]:
+        body = self._codec.pack(message)
+        if carrier is None and len(body) <= self._max_body and "opentelemetry.trace" not in _modules:
+            return body, 1  # the common case: no carrier, and it fits whatever its id
+        carrier_map = outgoing_carrier(carrier)
+        packed_carrier = None if carrier_map is None else pack_value(carrier_map)
+        check_request_size(body, packed_carrier, self._actor.max_frame_size)
+        if packed_carrier is None:
+            return body, 1
+        return body + packed_carrier, 2
+
+    def _gave_up(self, slot: CrossThreadSlot, message: object, timeout: float | None) -> RequestTimeout:
+        """A cross-thread caller whose deadline passed, having claimed its slot: tell
+        the actor to forget it, and say exactly whether it had been written."""
+        frame_id = slot.written_frame_id()
+        self._actor.post(self._actor.abandon_timed_out, slot)
+        return RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self._default_timeout if timeout is None else check_timeout(timeout)
+
+    # ------------------------------------------------------------------ async callers
+
+    @overload
+    async def asend(
+        self, message: Request[ReplyT], timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> ReplyT: ...
+
+    @overload
+    async def asend(
+        self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> Any: ...
+
+    async def asend(
+        self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Send a request and wait for its reply, from a trio task or an asyncio coroutine.
+
+        It detects the running library and never blocks the loop it is awaited on. A
+        coroutine on any thread works, including a loop that asgiref's
+        ``async_to_sync`` starts in a worker thread, and so does a task of another
+        trio run (it parks on its own run)::
+
+            reply = await comms.asend(GetVariable(key="k"), timeout=5)
+
+        Args:
+            message: a message of the channel's codec, or ``None`` for an empty body.
+                If its class derives from ``channel.Request[R]``, the reply is an
+                ``R`` (to mypy too) or the call fails with ``MessageDecodeError``.
+            timeout: seconds to wait for the reply (queueing and writing included);
+                ``None`` uses the channel's default, ``math.inf`` waits forever.
+            carrier: the request's ``context_carrier`` (W3C trace context). If
+                ``None`` and OpenTelemetry has an active span, that span's context.
+
+        Returns:
+            The decoded reply, or ``None`` if the reply had no body.
+
+        Raises:
+            MessageEncodeError: ``message`` (or ``carrier``) cannot be encoded; nothing
+                was sent.
+            LocalProtocolError: the encoded request is over ``max_frame_size``.
+            RequestTimeout: no reply within ``timeout`` (``.written`` says whether
+                the request had been written).
+            RemoteError: the peer answered with an error response; ``ReplyTooLarge``
+                (a ``RemoteError`` with code ``FRAME_TOO_LARGE``) if the reply was
+                over our ``max_frame_size``.
+            MessageDecodeError: the reply's body is not a known message, or not the
+                reply type the request declares.
+            ChannelClosed: the channel closed before the reply came, or was closed.
+            RuntimeError: awaited outside trio and asyncio.
+        """
+        actor = self._actor
+        if threading.get_ident() != actor.thread_id or not trio.lowlevel.in_trio_task():
+            return await self._asend_elsewhere(message, timeout, carrier)
+        # A trio task of the actor's own run: the hot path, inline (one coroutine
+        # less per call), everything on this thread.
+        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
+        fields, field_count = self._pack(message, carrier)
+        if actor.lifecycle.closing:
+            raise actor.closed_error()
+        slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
+        actor.submit(slot)
+        try:
+            if timeout is None:
+                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+            with trio.move_on_after(timeout):
+                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+        except trio.Cancelled:
+            actor.note_cancelled()
+            raise
+        actor.note_timed_out()
+        raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
+
+    async def _asend_elsewhere(self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None) -> Any:
+        if running_library() == "asyncio":
+            return await self._asend_asyncio(message, self._timeout(timeout), carrier)
+        return await self._asend_foreign_trio(message, self._timeout(timeout), carrier)
+
+    async def _asend_asyncio(self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None) -> Any:
+        actor = self._actor
+        fields, field_count = self._pack(message, carrier)
+        slot = AsyncioSlot(fields, field_count, type(message), asyncio.get_running_loop())
+        actor.post(actor.submit, slot)
+        try:
+            async with asyncio.timeout(timeout):
+                await slot.future
+        except TimeoutError:
+            if slot.try_claim():
+                raise self._gave_up(slot, message, timeout) from None
+        except BaseException:
+            if slot.try_claim():
+                actor.post(actor.abandon_cancelled, slot)
+            raise
+        # Resolved, or the reply won the race against our deadline: it is stored
+        # (or about to be, a few instructions away on the actor's thread).
+        slot.wait_resolved()
+        return slot.unwrap()
+
+    async def _asend_foreign_trio(
+        self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None
+    ) -> Any:
+        # A task of another trio run (a trio host keeping the actor in its own thread
+        # with comms_in_thread): it parks on its own run, no worker thread per call.
+        actor = self._actor
+        fields, field_count = self._pack(message, carrier)
+        slot = ForeignTrioSlot(
+            fields, field_count, type(message), trio.lowlevel.current_task(), trio.lowlevel.current_trio_token()
         )
-        return self.counters.snapshot(
-            in_flight=len(self._in_flight) + abandoned,
-            in_flight_abandoned=abandoned,
-            queued=queued,
-            bytes_sent=self._pump.bytes_sent,
-            bytes_received=self._pump.bytes_received,
-        )
+        actor.post(actor.submit, slot)
+        try:
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await trio.lowlevel.wait_task_rescheduled(slot.abort)
+                return slot.unwrap()
+        except trio.Cancelled:
+            actor.post(actor.abandon_cancelled, slot)
+            raise
+        # The deadline passed and the abort claimed the slot.
+        raise self._gave_up(slot, message, timeout)
+
+    # ------------------------------------------------------------------ blocking callers
+
+    @overload
+    def send(
+        self, message: Request[ReplyT], timeout: float | None = None, carrier: Mapping[str, Any] | None = None
+    ) -> ReplyT: ...
+
+    @overload
+    def send(self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None) -> Any: ...
+
+    def send(self, message: object, timeout: float | None = None, carrier: Mapping[str, Any] | None = None) -> Any:
+        """Send a request and block this thread until its reply comes.
+
+        For any thread that is not the actor's own: ``trio.to_thread`` workers, plain
+        threads, threads running an asyncio loop (where it blocks that loop; prefer
+        ``await asend`` there). On the actor's own thread it works only inside a
+        greenback portal; without one it raises :class:`LoopThreadError` at once
+        rather than deadlock::
+
+            reply = comms.send(GetVariable(key="k"), timeout=5)
+
+        Args and return value as :meth:`asend`.
+
+        Raises:
+            LoopThreadError: called on the actor's thread outside a greenback portal.
+            Everything :meth:`asend` raises.
+        """
+        actor = self._actor
+        if threading.get_ident() == actor.thread_id:
+            if _has_greenback_portal():
+                import greenback
+
+                return greenback.await_(self.asend(message, timeout, carrier))
+            raise LoopThreadError(
+                "send() blocks, and this thread runs the trio loop that must deliver its "
+                "reply: it would deadlock. Use `await comms.asend(...)`, or call send() "
+                "inside a greenback portal (`await greenback.ensure_portal()` first)."
+            )
+        timeout = self._timeout(timeout)
+        fields, field_count = self._pack(message, carrier)
+        slot = ThreadSlot(fields, field_count, type(message))
+        actor.post(actor.submit, slot)
+        wait = -1 if timeout is None else min(timeout, threading.TIMEOUT_MAX)
+        if not slot.wait_resolved(wait):
+            if slot.try_claim():
+                raise self._gave_up(slot, message, timeout)
+            slot.wait_resolved()  # the reply won the race: it is being stored now
+        return slot.unwrap()
+
+
+def _has_greenback_portal() -> bool:
+    greenback = sys.modules.get("greenback")  # no import: no greenback, no portal
+    if greenback is None:
+        return False
+    try:
+        return bool(greenback.has_portal())
+    except RuntimeError:  # not inside a task at all
+        return False

@@ -9,9 +9,9 @@ import trio
 
 from channel import DEFAULT_MAX_FRAME_SIZE, Codec
 
-from ._comms import CommsActor
+from ._actor import CommsActor
+from ._comms import Comms
 from ._errors import HelloTimeout, closed_error
-from ._handle import Comms
 from ._options import check_limits, check_timeout, stall_timeout_for
 from ._state import ChannelState
 

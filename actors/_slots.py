@@ -33,7 +33,7 @@ import outcome
 import trio
 
 if TYPE_CHECKING:
-    from ._comms import CommsActor
+    from ._actor import CommsActor
 
 __all__ = ["AsyncioSlot", "ForeignTrioSlot", "ReplySlot", "ThreadSlot", "TrioSlot", "WakeBatch", "flush_wakeups"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ._cross_loop import CrossLoopEvent
 from ._observable import Observable
-from ._signals import CrossLoopEvent
 
 __all__ = ["ChannelState", "Lifecycle"]
 

@@ -13,10 +13,10 @@ import trio
 from channel import DEFAULT_MAX_FRAME_SIZE, Codec
 from channel._util import NoPublicConstructor
 
-from ._handle import Comms
+from ._comms import Comms
+from ._cross_loop import CrossLoopEvent
 from ._open import open_comms
 from ._options import check_limits, check_timeout
-from ._signals import CrossLoopEvent
 
 __all__ = ["ThreadedComms", "comms_in_thread"]
 

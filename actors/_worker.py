@@ -12,8 +12,8 @@ import trio
 
 from channel import Codec
 
+from ._comms import Comms
 from ._errors import ChannelClosed
-from ._handle import Comms
 from ._open import open_comms
 from ._state import ChannelState
 from ._thread_mode import comms_in_thread

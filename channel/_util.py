@@ -13,7 +13,7 @@ def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
 
     Each public class and function re-exported by a package's ``__init__`` gets
     that package as its ``__module__`` (and a ``__qualname__`` without the private
-    module), so reprs and tracebacks show ``actors.Comms``, not ``actors._handle.Comms``.
+    module), so reprs and tracebacks show ``actors.Comms``, not ``actors._comms.Comms``.
     """
     seen: set[int] = set()
 

@@ -7,7 +7,7 @@ import pytest
 import trio
 
 import actors
-from actors._comms import CommsActor
+from actors._actor import CommsActor
 from channel import MessageDecodeError
 from tests.actors.helpers import TEST_TIMEOUT, Echo, Echoed, comms_and_peer
 from tests.strategies import framed, nested

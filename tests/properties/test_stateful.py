@@ -235,15 +235,15 @@ test_channel_state_machine = ChannelMachine.TestCase
 
 def test_the_model_catches_a_miscounting_actor(monkeypatch: pytest.MonkeyPatch) -> None:
     """The invariant can fail: an actor that forgets to count late replies is caught."""
-    from actors import _comms
+    from actors import _actor
 
-    original = _comms.CommsActor._on_frame
+    original = _actor.CommsActor._on_frame
 
-    def forgetful_route(self: _comms.CommsActor, frame: Any) -> None:
+    def forgetful_route(self: _actor.CommsActor, frame: Any) -> None:
         late_before = self.counters.replies_late
         original(self, frame)
         self.counters.replies_late = late_before
 
-    monkeypatch.setattr(_comms.CommsActor, "_on_frame", forgetful_route)
+    monkeypatch.setattr(_actor.CommsActor, "_on_frame", forgetful_route)
     with pytest.raises(AssertionError):
         ChannelMachine.TestCase("runTest").runTest()
