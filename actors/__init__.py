@@ -20,15 +20,6 @@ Logging: every module logs to a logger under ``"actors"`` (``actors._responder``
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from channel import ErrorReply as ErrorReply
-from channel import FrameTooLarge as FrameTooLarge
-from channel import LocalProtocolError as LocalProtocolError
-from channel import MessageDecodeError as MessageDecodeError
-from channel import MessageEncodeError as MessageEncodeError
-from channel import MessageError as MessageError
-from channel import ProtocolError as ProtocolError
-from channel import RemoteProtocolError as RemoteProtocolError
-from channel import TruncatedFrame as TruncatedFrame
 from channel._util import fixup_module_metadata as _fixup_module_metadata
 
 from ._comms import Comms as Comms
@@ -72,23 +63,15 @@ __all__ = [
     "ChannelState",
     "Comms",
     "CommsStatistics",
-    "ErrorReply",
     "ExitRecord",
-    "FrameTooLarge",
     "Handler",
     "HelloTimeout",
-    "LocalProtocolError",
     "LoopThreadError",
     "Observable",
-    "MessageDecodeError",
-    "MessageEncodeError",
-    "MessageError",
     "PeerNotAnswering",
     "PeerNotReading",
     "PeerUnresponsive",
-    "ProtocolError",
     "RemoteError",
-    "RemoteProtocolError",
     "ReplyTooLarge",
     "RequestInfo",
     "RequestTimeout",
@@ -96,7 +79,6 @@ __all__ = [
     "Supervisor",
     "SupervisorStatus",
     "ThreadedComms",
-    "TruncatedFrame",
     "WorkerState",
     "comms_in_thread",
     "connect_to_supervisor",

@@ -25,15 +25,14 @@ import trio
 
 from channel import (
     Codec,
-    FrameFields,
     MessageDecodeError,
     OversizedFrame,
     RejectedFrame,
     RemoteProtocolError,
     ResponseFrame,
-    frame_head,
     read_error_body,
 )
+from channel.lowlevel import FrameFields, frame_head
 
 from ._errors import PeerNotAnswering, PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
 from ._inbox import Inbox

@@ -26,15 +26,9 @@ from typing import Any, TypeVar, final, overload
 
 import trio
 
-from channel import (
-    Codec,
-    Request,
-    check_request_size,
-    max_request_body,
-    message_type_of,
-    pack_value,
-)
+from channel import Codec, Request
 from channel._util import NoPublicConstructor
+from channel.lowlevel import check_request_size, max_request_body, message_type_of, pack_value
 
 from ._actor import CommsActor
 from ._context import outgoing_carrier

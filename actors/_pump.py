@@ -39,16 +39,9 @@ from typing import Any, Generic
 
 import trio
 
-from channel import (
-    END_OF_STREAM,
-    NEED_DATA,
-    FrameDecoder,
-    FrameFields,
-    OversizedFrame,
-    RejectedFrame,
-    RemoteProtocolError,
-)
+from channel import END_OF_STREAM, NEED_DATA, FrameDecoder, OversizedFrame, RejectedFrame, RemoteProtocolError
 from channel._frames import FrameT
+from channel.lowlevel import FrameFields
 
 from ._errors import PeerNotReading
 from ._stream_io import StreamIO

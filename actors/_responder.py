@@ -26,16 +26,13 @@ from channel import (
     TAG_KEY,
     Codec,
     ErrorReply,
-    FrameFields,
     MessageDecodeError,
     OversizedFrame,
     RejectedFrame,
     RemoteProtocolError,
     RequestFrame,
-    message_type_of,
-    pack_error_body,
-    response_bytes,
 )
+from channel.lowlevel import FrameFields, message_type_of, pack_error_body, response_bytes
 
 from ._context import RequestInfo, request_info
 from ._errors import PeerNotReading

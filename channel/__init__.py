@@ -15,18 +15,13 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._bounds import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
-from ._bounds import max_containers as max_containers
 from ._decoder import END_OF_STREAM as END_OF_STREAM
 from ._decoder import NEED_DATA as NEED_DATA
-from ._decoder import DecoderEvent as DecoderEvent
 from ._decoder import FrameDecoder as FrameDecoder
-from ._decoder import FrameFields as FrameFields
 from ._decoder import OversizedFrame as OversizedFrame
 from ._decoder import RejectedFrame as RejectedFrame
-from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body
-from ._error_body import pack_error_body as pack_error_body
 from ._error_body import read_error_body as read_error_body
 from ._errors import ErrorReply as ErrorReply
 from ._errors import FrameTooLarge as FrameTooLarge
@@ -39,21 +34,12 @@ from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import TruncatedFrame as TruncatedFrame
 from ._frames import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._frames import FRAME_TOO_LARGE as FRAME_TOO_LARGE
-from ._frames import PACKED_NIL as PACKED_NIL
 from ._frames import RequestFrame as RequestFrame
 from ._frames import ResponseFrame as ResponseFrame
-from ._frames import check_request_size as check_request_size
 from ._frames import encode_frame as encode_frame
-from ._frames import frame_head as frame_head
-from ._frames import max_request_body as max_request_body
-from ._frames import pack_value as pack_value
-from ._frames import request_bytes as request_bytes
-from ._frames import response_bytes as response_bytes
 from ._messages import TAG_KEY as TAG_KEY
 from ._messages import Codec as Codec
 from ._messages import Request as Request
-from ._messages import message_type_of as message_type_of
-from ._messages import reply_type_of as reply_type_of
 from ._util import fixup_module_metadata as _fixup_module_metadata
 
 try:
@@ -67,17 +53,13 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME_SIZE",
     "END_OF_STREAM",
-    "ERROR_RESPONSE_TYPE",
     "FRAME_TOO_LARGE",
     "GENERIC_ERROR",
     "NEED_DATA",
-    "PACKED_NIL",
     "TAG_KEY",
     "Codec",
-    "DecoderEvent",
     "ErrorReply",
     "FrameDecoder",
-    "FrameFields",
     "FrameTooLarge",
     "LocalProtocolError",
     "MessageDecodeError",
@@ -91,19 +73,9 @@ __all__ = [
     "RequestFrame",
     "ResponseFrame",
     "TruncatedFrame",
-    "check_request_size",
     "encode_frame",
     "error_body",
-    "frame_head",
-    "max_containers",
-    "max_request_body",
-    "message_type_of",
-    "pack_error_body",
-    "pack_value",
     "read_error_body",
-    "reply_type_of",
-    "request_bytes",
-    "response_bytes",
 ]
 
 _fixup_module_metadata(__name__, globals())

@@ -39,7 +39,6 @@ __all__ = [
     "frame_head",
     "max_request_body",
     "pack_value",
-    "request_bytes",
     "response_bytes",
 ]
 
@@ -230,17 +229,6 @@ _HEADS: Final = (
     (0xFFFF_FFFF, 6, struct.Struct(">IBBI"), 0xCE),
     (_MAX_ID, 10, struct.Struct(">IBBQ"), 0xCF),
 )
-
-
-def request_bytes(frame_id: int, packed_body: bytes, packed_carrier: bytes | None = None) -> bytes:
-    """A whole request frame from a body (and carrier) packed once by their caller.
-
-    Raises:
-        LocalProtocolError: as :func:`frame_head`.
-    """
-    if packed_carrier is None:
-        return frame_head(frame_id, len(packed_body), 1) + packed_body
-    return frame_head(frame_id, len(packed_body) + len(packed_carrier), 2) + packed_body + packed_carrier
 
 
 def response_bytes(frame_id: int, packed_body: bytes | None = None, packed_error: bytes | None = None) -> bytes:

@@ -26,3 +26,38 @@ def test_the_changelog_names_the_new_public_api() -> None:
     for name in ("RejectedFrame", "PeerNotReading", "PeerNotAnswering", "Observable", "supervisor_socket"):
         assert name in changelog
         assert hasattr(channel, name) or hasattr(actors, name)
+
+
+def test_every_public_name_has_one_import_path() -> None:
+    """An error (or anything else) is exported by one package only: channel's errors
+    from ``channel``, the trio side's from ``actors``; the wire plumbing only from
+    ``channel.lowlevel``."""
+    import channel.lowlevel
+
+    assert set(actors.__all__) & set(channel.__all__) == {"__version__"}
+    assert not set(channel.lowlevel.__all__) & set(channel.__all__)
+    for name in channel.lowlevel.__all__:
+        assert not hasattr(actors, name), name
+    for package in (channel, actors):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                assert obj.__module__ == package.__name__, name
+
+
+def test_the_sans_io_surface_is_small() -> None:
+    """What a user of the wire layer needs, and nothing only actors/ uses."""
+    assert "request_bytes" not in dir(channel)
+    for name in ("frame_head", "pack_value", "FrameFields", "check_request_size", "response_bytes"):
+        assert name not in channel.__all__, name
+    assert set(channel.__all__) == {
+        "__version__",
+        # frames and the incremental decoder
+        "RequestFrame", "ResponseFrame", "encode_frame", "FrameDecoder", "NEED_DATA", "END_OF_STREAM",
+        "OversizedFrame", "RejectedFrame", "DEFAULT_MAX_FRAME_SIZE", "DEFAULT_MAX_DEPTH",
+        # messages and error bodies
+        "Codec", "Request", "TAG_KEY", "error_body", "read_error_body", "GENERIC_ERROR", "FRAME_TOO_LARGE",
+        # errors
+        "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "TruncatedFrame", "FrameTooLarge",
+        "MessageError", "MessageEncodeError", "MessageDecodeError", "ErrorReply",
+    }  # fmt: skip

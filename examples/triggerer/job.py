@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 import actors
+import channel
 
 from .admission import AdmissionControl, Load
 from .messages import (
@@ -103,7 +104,7 @@ class Job:
             return ConnectionResult(conn_id=message.conn_id, host=f"host-{message.conn_id}")
         if isinstance(message, GetTaskStates):
             return TaskStatesResult(dag_id=message.dag_id, states={run: "success" for run in message.run_ids})
-        raise actors.ErrorReply("UNKNOWN_REQUEST", {"type": type(message).__name__})
+        raise channel.ErrorReply("UNKNOWN_REQUEST", {"type": type(message).__name__})
 
     def admit(self, incarnation: int, message: Sync) -> int:
         """How many new triggers this sync may start: what the runner has room for,

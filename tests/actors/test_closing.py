@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 import actors
+import channel
 
 from .helpers import CODEC, TEST_TIMEOUT, Echo, FakePeer, comms_and_peer, start_calls_of_every_kind
 
@@ -61,15 +62,15 @@ async def test_peer_garbage_closes_with_the_protocol_error() -> None:
                 with trio.fail_after(CLOSE_BOUND):
                     await peer.send_raw(struct.pack(">I", 3) + b"\xc1\xc1\xc1")
                     await comms.state.wait_value(actors.ChannelState.CLOSED)
-            _assert_all_closed(outcomes, actors.RemoteProtocolError)
-            await _later_calls_fail(comms, actors.RemoteProtocolError)
+            _assert_all_closed(outcomes, channel.RemoteProtocolError)
+            await _later_calls_fail(comms, channel.RemoteProtocolError)
 
 
 async def test_oversized_frame_closes_with_frame_too_large() -> None:
     async with comms_and_peer(max_frame_size=1024) as (comms, peer):
         await peer.send_raw(struct.pack(">I", 2**31) + b"\xc1")  # no frame head: no id to fail alone
         await comms.state.wait_value(actors.ChannelState.CLOSED)
-        assert isinstance(comms.close_cause, actors.FrameTooLarge)
+        assert isinstance(comms.close_cause, channel.FrameTooLarge)
         assert comms.close_cause.size == 2**31
 
 

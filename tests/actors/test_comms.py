@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 import actors
+import channel
 from channel import LocalProtocolError, MessageDecodeError, MessageEncodeError
 
 from .helpers import CODEC, Echo, Echoed, FakePeer, RecordingStream, comms_and_peer, hammer
@@ -288,7 +289,7 @@ async def test_a_first_frame_that_is_not_a_hello_is_a_protocol_error(stream_pair
     with pytest.raises(actors.ChannelClosed) as info:
         async with actors.open_comms(ours, CODEC, expect_hello=True, timeout=5):
             pytest.fail("entered without a hello")
-    assert isinstance(info.value.__cause__, actors.RemoteProtocolError)
+    assert isinstance(info.value.__cause__, channel.RemoteProtocolError)
     assert "expected the peer's hello" in str(info.value.__cause__)
 
 

@@ -168,6 +168,6 @@ async def test_a_reply_of_the_wrong_type_fails_only_that_caller() -> None:
 
 async def test_encode_errors_name_the_class_and_the_field_path() -> None:
     async with channel_pair() as comms:
-        with pytest.raises(actors.MessageEncodeError, match=r"cannot encode Echo at \$\.text: "):
+        with pytest.raises(channel.MessageEncodeError, match=r"cannot encode Echo at \$\.text: "):
             await comms.asend(Echo(text=threading.Lock()))  # type: ignore[arg-type]
         assert comms.statistics().requests_sent == 0

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 import actors
+import channel
 from channel import (
     NEED_DATA,
     FrameDecoder,
@@ -100,7 +101,7 @@ async def test_handler_errors_become_error_replies_for_that_request_only(stream_
 
     async def handler(message: Echo) -> Echoed:
         if message.text == "coded":
-            raise actors.ErrorReply("VARIABLE_NOT_FOUND", {"key": "k"})
+            raise channel.ErrorReply("VARIABLE_NOT_FOUND", {"key": "k"})
         if message.text == "bug":
             raise ZeroDivisionError("oops")
         if message.text == "relay":
@@ -225,9 +226,9 @@ async def test_eof_lets_running_handlers_finish_and_reply(stream_pair) -> None:
     ("garbage", "error_type"),
     [
         (struct.pack(">I", 0), RemoteProtocolError),
-        (struct.pack(">I", 2**31) + b"\xc1", actors.FrameTooLarge),
+        (struct.pack(">I", 2**31) + b"\xc1", channel.FrameTooLarge),
         (struct.pack(">I", 2) + b"\xc1\xc1", RemoteProtocolError),
-        (struct.pack(">I", 10) + b"\x92", actors.TruncatedFrame),
+        (struct.pack(">I", 10) + b"\x92", channel.TruncatedFrame),
     ],
 )
 async def test_protocol_errors_end_serve_with_a_bare_exception(stream_pair, garbage: bytes, error_type: type) -> None:

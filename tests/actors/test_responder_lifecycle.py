@@ -17,6 +17,7 @@ import trio
 import trio.testing
 
 import actors
+import channel
 
 from .helpers import CODEC, TEST_TIMEOUT, Echo, Echoed, comms_and_peer, echo_handler, socket_stream_pair
 from .test_responder import FakeRequester
@@ -73,7 +74,7 @@ async def test_handler_exceptions_are_logged_with_their_traceback(stream_pair, c
     async def handler(message: Echo) -> Echoed:
         if message.text == "boom":
             raise ZeroDivisionError("boom in the handler")
-        raise actors.ErrorReply("NOT_FOUND", {"key": message.text})
+        raise channel.ErrorReply("NOT_FOUND", {"key": message.text})
 
     caplog.set_level(logging.DEBUG, logger="actors")
     requester = FakeRequester(theirs)

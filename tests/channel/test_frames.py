@@ -23,9 +23,8 @@ from channel import (
     ResponseFrame,
     TruncatedFrame,
     encode_frame,
-    frame_head,
-    pack_value,
 )
+from channel.lowlevel import frame_head, pack_value
 
 
 def prefixed(payload: bytes) -> bytes:

@@ -31,9 +31,9 @@ from channel import (
     ResponseFrame,
     encode_frame,
     error_body,
-    max_containers,
     read_error_body,
 )
+from channel.lowlevel import max_containers
 from tests.strategies import frame_ids, framed, hostile_payloads, mutated, nested
 
 FOLLOWER = encode_frame(RequestFrame(id=99, body={"type": "Ping"}))

@@ -10,18 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channel import (
-    PACKED_NIL,
-    Codec,
-    FrameDecoder,
-    MessageDecodeError,
-    MessageEncodeError,
-    Request,
-    RequestFrame,
-    encode_frame,
-    message_type_of,
-    reply_type_of,
-)
+from channel import Codec, FrameDecoder, MessageDecodeError, MessageEncodeError, Request, RequestFrame, encode_frame
+from channel.lowlevel import PACKED_NIL, message_type_of, reply_type_of
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 import actors
+import channel
 from channel import ResponseFrame, encode_frame
 from tests.actors.helpers import (
     TEST_TIMEOUT,
@@ -65,12 +66,12 @@ async def wrong_arity(peer: FakePeer) -> None:
 
 CLOSING_FAULTS = [
     (eof_between_frames, EOFError),
-    (eof_mid_frame, actors.TruncatedFrame),
-    (garbage, actors.RemoteProtocolError),
-    (oversized_prefix, actors.FrameTooLarge),
-    (zero_length_frame, actors.RemoteProtocolError),
-    (not_an_array, actors.RemoteProtocolError),
-    (wrong_arity, actors.RemoteProtocolError),
+    (eof_mid_frame, channel.TruncatedFrame),
+    (garbage, channel.RemoteProtocolError),
+    (oversized_prefix, channel.FrameTooLarge),
+    (zero_length_frame, channel.RemoteProtocolError),
+    (not_an_array, channel.RemoteProtocolError),
+    (wrong_arity, channel.RemoteProtocolError),
 ]
 
 
@@ -103,7 +104,7 @@ async def test_oversized_prefix_allocates_nothing_of_that_size() -> None:
             _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert isinstance(comms.close_cause, actors.FrameTooLarge)
+    assert isinstance(comms.close_cause, channel.FrameTooLarge)
     assert peak < 4 * 2**20, f"peak traced allocation {peak} bytes"
 
 

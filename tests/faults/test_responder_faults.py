@@ -14,6 +14,7 @@ import pytest
 import trio
 
 import actors
+import channel
 from channel import Codec, RemoteProtocolError
 from tests.actors.helpers import CODEC, TEST_TIMEOUT, Echo, Echoed, assert_new_channel_works, echo_handler
 
@@ -24,16 +25,16 @@ async def serve_until_fault(ours: trio.SocketStream) -> BaseException | None:
     """The host's way of running a responder: a fault is reported, not propagated."""
     try:
         await actors.serve(ours, CODEC, echo_handler)
-    except actors.ProtocolError as exc:
+    except channel.ProtocolError as exc:
         return exc
     return None
 
 
 FAULTS = [
     ("garbage", b"\x00\x00\x00\x04\xc1\xc1\xc1\xc1", RemoteProtocolError),
-    ("oversized", struct.pack(">I", 2**32 - 1) + b"\xc1", actors.FrameTooLarge),
+    ("oversized", struct.pack(">I", 2**32 - 1) + b"\xc1", channel.FrameTooLarge),
     ("zero_length", struct.pack(">I", 0), RemoteProtocolError),
-    ("mid_frame_disconnect", struct.pack(">I", 50) + b"\x92\x01", actors.TruncatedFrame),
+    ("mid_frame_disconnect", struct.pack(">I", 50) + b"\x92\x01", channel.TruncatedFrame),
 ]
 
 
@@ -79,7 +80,7 @@ async def test_oversized_request_is_never_allocated(stream_pair) -> None:
     try:
         tracemalloc.reset_peak()
         await theirs.send_all(struct.pack(">I", 2**31) + b"x" * 1000)
-        with pytest.raises(actors.FrameTooLarge):
+        with pytest.raises(channel.FrameTooLarge):
             await actors.serve(ours, CODEC, echo_handler)
         _, peak = tracemalloc.get_traced_memory()
     finally:
