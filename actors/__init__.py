@@ -36,6 +36,8 @@ from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
 from ._observable import Observable as Observable
 from ._open import open_comms as open_comms
+from ._options import CommsOptions as CommsOptions
+from ._options import SupervisorOptions as SupervisorOptions
 from ._policy import ExitRecord as ExitRecord
 from ._responder import Handler as Handler
 from ._responder import serve as serve
@@ -62,6 +64,7 @@ __all__ = [
     "ChannelClosed",
     "ChannelState",
     "Comms",
+    "CommsOptions",
     "CommsStatistics",
     "ExitRecord",
     "Handler",
@@ -77,6 +80,7 @@ __all__ = [
     "RequestTimeout",
     "RestartIntensityExceeded",
     "Supervisor",
+    "SupervisorOptions",
     "SupervisorStatus",
     "ThreadedComms",
     "WorkerState",

@@ -26,7 +26,7 @@ from ._spawn import WorkerProcess, is_stopped, spawn_worker
 from ._supervisor_status import StatusBoard, WorkerState
 
 if TYPE_CHECKING:
-    from ._supervisor import _Options
+    from ._options import SupervisorConfig
 
 __all__ = ["Incarnation"]
 
@@ -49,7 +49,7 @@ class Incarnation:
         command: Sequence[str],
         codec: Codec,
         handler: Handler,
-        options: _Options,
+        options: SupervisorConfig,
         board: StatusBoard,
         publish: Callable[[WorkerState], None],
     ) -> None:
@@ -123,7 +123,7 @@ class Incarnation:
             # Declared dead in this very tick: its handlers are being cancelled, and
             # this one must not even start.
             raise ErrorReply("WORKER_DEAD", {"incarnation": self.number})
-        if isinstance(message, self._options.heartbeat):
+        if isinstance(message, self._options.heartbeat_types):
             self.heard_heartbeat()
         return await self._handler(message)
 

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Unpack
 
 import trio
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec
+from channel import Codec
 
 from ._actor import CommsActor
 from ._comms import Comms
 from ._errors import HelloTimeout, closed_error
-from ._options import check_limits, check_timeout, stall_timeout_for
+from ._options import ChannelConfig, CommsOptions
 from ._state import ChannelState
 
-__all__ = ["open_comms"]
+__all__ = ["open_comms", "run_comms"]
 
 
 @asynccontextmanager
-async def open_comms(
-    stream: trio.abc.Stream,
-    codec: Codec,
-    *,
-    timeout: float | None = None,
-    max_in_flight: int = 1024,
-    max_unanswered: int | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    expect_hello: bool = False,
-    hello_timeout: float = 10.0,
-    heartbeat: type | tuple[type, ...] = (),
-) -> AsyncIterator[Comms]:
+async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[CommsOptions]) -> AsyncIterator[Comms]:
     """Run a comms actor on ``stream`` inside the current trio run.
 
     ::
@@ -40,52 +30,40 @@ async def open_comms(
 
     The actor owns ``stream`` and closes it on exit. If the peer goes away, the
     actor does not raise into the host's nursery: pending and later calls raise
-    ``ChannelClosed`` and ``comms.state`` becomes ``CLOSED``.
+    ``ChannelClosed`` and ``comms.state`` becomes ``CLOSED``. A peer that reads none
+    of our waiting bytes for twice ``timeout`` (at least 10 s; 30 s without a
+    timeout) has stopped reading: the channel closes with
+    :class:`~actors.PeerNotReading` as the cause.
 
     Args:
         stream: any ``trio.abc.Stream`` (a ``SocketStream`` over a socketpair, a Unix
             or TCP socket, fd 0).
         codec: the message codec for requests and replies.
-        timeout: the default deadline of each call, in seconds (``None``: none).
-        max_in_flight: most requests written and not yet answered whose callers
-            still wait; later callers wait their turn (their deadlines still apply).
-        max_unanswered: most written requests whose callers gave up while their
-            replies are still due (default: ``max_in_flight``). One more, and the
-            peer counts as unresponsive: the channel closes with
-            :class:`~actors.PeerNotAnswering` as the cause. Likewise a peer that
-            reads none of our waiting bytes for twice ``timeout`` (at least 10 s;
-            30 s without a timeout) has stopped reading: the channel closes with
-            :class:`~actors.PeerNotReading`.
-        max_frame_size: largest frame accepted from the peer (a larger reply fails
-            only its caller), and largest request sent.
-        expect_hello: the peer's first frame is an unsolicited response with id 0
-            (Airflow's ``StartTriggerer``); wait for it and keep its message as
-            ``comms.hello`` before any request is sent. Without it, a hello from
-            the peer is logged once with a hint and otherwise ignored.
-        hello_timeout: seconds to wait for that hello.
-        heartbeat: request classes that take the priority lane: admitted ahead of
-            every waiting request, outside ``max_in_flight``, at the head of the
-            next write, so a channel full of bulk requests never delays the
-            heartbeat a supervisor judges liveness by (its ``serve`` lets it jump
-            its own queue too).
+        **options: :class:`~actors.CommsOptions` (``timeout``, ``max_in_flight``,
+            ``expect_hello``, ``heartbeat``, ...), all optional.
 
     Raises:
         ValueError: an option is out of range.
         HelloTimeout: ``expect_hello`` and no hello came within ``hello_timeout``.
         ChannelClosed: ``expect_hello`` and the channel closed before the hello.
-        RemoteError, MessageDecodeError: the hello was an error or did not decode.
+        RemoteError, channel.MessageDecodeError: the hello was an error or did not decode.
     """
-    default_timeout = check_timeout(timeout)
-    max_unanswered = check_limits(max_in_flight, max_unanswered, hello_timeout)
+    async with run_comms(stream, codec, ChannelConfig(**options)) as comms:
+        yield comms
+
+
+@asynccontextmanager
+async def run_comms(stream: trio.abc.Stream, codec: Codec, config: ChannelConfig) -> AsyncIterator[Comms]:
+    """:func:`open_comms` with its options already checked (for the other openers)."""
     actor = CommsActor(
         stream,
         codec,
-        max_in_flight=max_in_flight,
-        max_unanswered=max_unanswered,
-        max_frame_size=max_frame_size,
-        expect_hello=expect_hello,
-        stall_timeout=stall_timeout_for(default_timeout),
-        priority=frozenset(heartbeat if isinstance(heartbeat, tuple) else (heartbeat,)),
+        max_in_flight=config.max_in_flight,
+        max_unanswered=config.unanswered_limit,
+        max_frame_size=config.max_frame_size,
+        expect_hello=config.expect_hello,
+        stall_timeout=config.stall_timeout,
+        priority=config.priority,
     )
     # The actor never raises into this nursery. An exception from the hello wait or
     # from the host's own block is kept out of it too, and re-raised after, so the
@@ -93,10 +71,10 @@ async def open_comms(
     error: Exception | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
-        comms: Comms = Comms._create(actor, codec, default_timeout)
+        comms: Comms = Comms._create(actor, codec, config.default_timeout)
         try:
-            if expect_hello:
-                await _wait_hello(actor, hello_timeout)
+            if config.expect_hello:
+                await _wait_hello(actor, config.hello_timeout)
             yield comms
         except Exception as exc:
             error = exc

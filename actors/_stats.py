@@ -52,51 +52,31 @@ class CommsStatistics:
     """Bytes read from the stream."""
 
 
+@attrs.define(slots=True)
 class Counters:
-    """The actor's running counts: one object, changed only by the actor's methods."""
+    """The actor's running counts: one object, changed only by the actor's methods.
 
-    __slots__ = (
-        "calls_cancelled",
-        "calls_closed",
-        "calls_timed_out",
-        "replies_late",
-        "replies_remote_error",
-        "replies_routed",
-        "replies_too_large",
-        "replies_undecodable",
-        "replies_unknown",
-        "requests_sent",
-        "requests_unanswered",
-    )
+    Its fields are :class:`CommsStatistics`' counters, by name; the rest of a
+    snapshot (what is in flight and queued, the bytes) is read from the actor.
+    """
 
-    def __init__(self) -> None:
-        self.requests_sent = 0
-        self.replies_routed = 0
-        self.replies_late = 0
-        self.replies_unknown = 0
-        self.requests_unanswered = 0
-        self.replies_remote_error = 0
-        self.replies_undecodable = 0
-        self.replies_too_large = 0
-        self.calls_timed_out = 0
-        self.calls_cancelled = 0
-        self.calls_closed = 0
+    requests_sent: int = 0
+    replies_routed: int = 0
+    replies_late: int = 0
+    replies_unknown: int = 0
+    requests_unanswered: int = 0
+    replies_remote_error: int = 0
+    replies_undecodable: int = 0
+    replies_too_large: int = 0
+    calls_timed_out: int = 0
+    calls_cancelled: int = 0
+    calls_closed: int = 0
 
     def snapshot(
         self, *, in_flight: int, in_flight_abandoned: int, queued: int, bytes_sent: int, bytes_received: int
     ) -> CommsStatistics:
         return CommsStatistics(
-            requests_sent=self.requests_sent,
-            replies_routed=self.replies_routed,
-            replies_late=self.replies_late,
-            replies_unknown=self.replies_unknown,
-            requests_unanswered=self.requests_unanswered,
-            replies_remote_error=self.replies_remote_error,
-            replies_undecodable=self.replies_undecodable,
-            replies_too_large=self.replies_too_large,
-            calls_timed_out=self.calls_timed_out,
-            calls_cancelled=self.calls_cancelled,
-            calls_closed=self.calls_closed,
+            **attrs.asdict(self, recurse=False),
             in_flight=in_flight,
             in_flight_abandoned=in_flight_abandoned,
             queued=queued,

@@ -12,20 +12,19 @@ incarnation and applies the policy between them (:meth:`Supervisor.run`), and
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, final
+from typing import Unpack, final
 
-import attrs
 import trio
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec
+from channel import Codec
 from channel._util import NoPublicConstructor
 
 from ._incarnation import Incarnation
 from ._observable import Observable
-from ._policy import Backoff, ExitRecord, RestartIntensity
+from ._options import SupervisorConfig, SupervisorOptions
+from ._policy import ExitRecord
 from ._responder import Handler
 from ._spawn import is_stopped
 from ._supervisor_status import Keep, RestartIntensityExceeded, StatusBoard, SupervisorStatus, WorkerState
@@ -37,46 +36,17 @@ log = logging.getLogger(__name__)
 _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart backs off from the start
 
 
-@attrs.frozen(kw_only=True)
-class _Options:
-    """A supervisor's options, checked once (see :func:`open_supervisor`)."""
-
-    heartbeat: type | tuple[type, ...]
-    stuck_after: float
-    start_timeout: float
-    stop_timeout: float
-    backoff_initial: float
-    backoff_max: float
-    max_restarts: int
-    restart_window: float
-    hello: Any
-    max_concurrency: int
-    max_frame_size: int
-    fd: int
-    own_process_group: bool
-    overloaded_gap: float
-    overloaded_lag: float
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("stuck_after", "start_timeout", "stop_timeout", "overloaded_gap", "overloaded_lag"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        if type(self.fd) is not int or self.fd < 0:
-            raise ValueError(f"fd must be an int >= 0, not {self.fd!r}")
-
-
 @final
 class Supervisor(metaclass=NoPublicConstructor):
     """The handle ``open_supervisor`` yields. See :func:`open_supervisor`."""
 
-    def __init__(self, command: Sequence[str], codec: Codec, handler: Handler, options: _Options) -> None:
+    def __init__(self, command: Sequence[str], codec: Codec, handler: Handler, options: SupervisorConfig) -> None:
         self._command = list(command)
         self._codec = codec
         self._handler = handler
         self._options = options
-        self._backoff = Backoff(options.backoff_initial, options.backoff_max)
-        self._intensity = RestartIntensity(options.max_restarts, options.restart_window)
+        self._backoff = options.backoff()
+        self._intensity = options.intensity()
         self._exits: list[ExitRecord] = []
         self._board = StatusBoard()
         self._current: Incarnation | None = None
@@ -167,7 +137,7 @@ class Supervisor(metaclass=NoPublicConstructor):
         if not self.healthy():
             return False
         status = self.status.value
-        gap_ok = status.heartbeat_gap is None or status.heartbeat_gap <= self._options.overloaded_gap
+        gap_ok = status.heartbeat_gap is None or status.heartbeat_gap <= self._options.overloaded_after
         lag_ok = status.loop_lag is None or status.loop_lag <= self._options.overloaded_lag
         return gap_ok and lag_ok
 
@@ -224,25 +194,7 @@ _STATE_REASONS = {
 
 @asynccontextmanager
 async def open_supervisor(
-    command: Sequence[str],
-    codec: Codec,
-    handler: Handler,
-    *,
-    heartbeat: type | tuple[type, ...],
-    stuck_after: float = 30.0,
-    start_timeout: float = 30.0,
-    stop_timeout: float = 5.0,
-    backoff_initial: float = 0.5,
-    backoff_max: float = 30.0,
-    max_restarts: int = 5,
-    restart_window: float = 60.0,
-    hello: Any = None,
-    max_concurrency: int = 64,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    fd: int = 0,
-    own_process_group: bool = True,
-    overloaded_gap: float | None = None,
-    overloaded_lag: float = 0.25,
+    command: Sequence[str], codec: Codec, handler: Handler, **options: Unpack[SupervisorOptions]
 ) -> AsyncIterator[Supervisor]:
     """Run ``command`` as a supervised worker process for as long as the block runs.
 
@@ -258,6 +210,7 @@ async def open_supervisor(
     convention) or as ``fd``; its stdout and stderr are the supervisor's. Its requests
     are served as :func:`~actors.serve` serves them (``hello`` first), with
     :func:`~actors.current_request` telling the handler which incarnation asked.
+    The options (only ``heartbeat`` is required) are :class:`~actors.SupervisorOptions`.
 
     - Liveness is the heartbeat alone: a request of type ``heartbeat``, which the
       worker's main loop sends. No other request counts. A worker with no heartbeat
@@ -302,16 +255,8 @@ async def open_supervisor(
         ValueError: a timing or limit option is out of range.
         OSError: the command could not be spawned.
     """
-    options = _Options(
-        heartbeat=heartbeat, stuck_after=stuck_after, start_timeout=start_timeout, stop_timeout=stop_timeout,
-        backoff_initial=backoff_initial, backoff_max=backoff_max, max_restarts=max_restarts,
-        restart_window=restart_window, hello=hello, max_concurrency=max_concurrency,
-        max_frame_size=max_frame_size, fd=fd, own_process_group=own_process_group,
-        overloaded_gap=stuck_after / 2 if overloaded_gap is None else overloaded_gap, overloaded_lag=overloaded_lag,
-    )
-    Backoff(backoff_initial, backoff_max)  # check them now, not at the first restart
-    RestartIntensity(max_restarts, restart_window)
-    supervisor: Supervisor = Supervisor._create(command, codec, handler, options)
+    config = SupervisorConfig(**options)
+    supervisor: Supervisor = Supervisor._create(command, codec, handler, config)
     failure: list[RestartIntensityExceeded] = []
     try:
         async with trio.open_nursery() as nursery:

@@ -6,17 +6,17 @@ import contextlib
 import socket
 import threading
 from types import TracebackType
-from typing import Any, final
+from typing import Unpack, final
 
 import trio
 
-from channel import DEFAULT_MAX_FRAME_SIZE, Codec
+from channel import Codec
 from channel._util import NoPublicConstructor
 
 from ._comms import Comms
 from ._cross_loop import CrossLoopEvent
-from ._open import open_comms
-from ._options import check_limits, check_timeout
+from ._open import run_comms
+from ._options import ChannelConfig, CommsOptions
 
 __all__ = ["ThreadedComms", "comms_in_thread"]
 
@@ -25,10 +25,10 @@ __all__ = ["ThreadedComms", "comms_in_thread"]
 class ThreadedComms(metaclass=NoPublicConstructor):
     """What :func:`comms_in_thread` returns: enter it with ``with`` or ``async with``."""
 
-    def __init__(self, sock: socket.socket, codec: Codec, options: dict[str, Any]) -> None:
+    def __init__(self, sock: socket.socket, codec: Codec, config: ChannelConfig) -> None:
         self._sock = sock
         self._codec = codec
-        self._options = options
+        self._config = config
         self._started = CrossLoopEvent()  # the channel is open, or failed to open
         self._finished = CrossLoopEvent()  # the actor's trio run is over
         self._comms: Comms | None = None
@@ -48,7 +48,7 @@ class ThreadedComms(metaclass=NoPublicConstructor):
     async def _main(self) -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(self._sock))
         try:
-            async with open_comms(stream, self._codec, **self._options) as comms:
+            async with run_comms(stream, self._codec, self._config) as comms:
                 self._comms = comms
                 self._token = trio.lowlevel.current_trio_token()
                 self._stop = trio.Event()
@@ -107,18 +107,7 @@ class ThreadedComms(metaclass=NoPublicConstructor):
         self._thread.join()  # the run is over: the thread is returning
 
 
-def comms_in_thread(
-    sock: socket.socket,
-    codec: Codec,
-    *,
-    timeout: float | None = None,
-    max_in_flight: int = 1024,
-    max_unanswered: int | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    expect_hello: bool = False,
-    hello_timeout: float = 10.0,
-    heartbeat: type | tuple[type, ...] = (),
-) -> ThreadedComms:
+def comms_in_thread(sock: socket.socket, codec: Codec, **options: Unpack[CommsOptions]) -> ThreadedComms:
     """Run a comms actor on ``sock`` in a daemon thread with its own trio loop.
 
     For hosts that are not trio programs, or trio programs whose own loop might
@@ -141,24 +130,13 @@ def comms_in_thread(
     Args:
         sock: a connected stream socket (a socketpair end, a Unix or TCP socket).
         codec: the message codec.
-        timeout, max_in_flight, max_unanswered, max_frame_size, expect_hello,
-            hello_timeout, heartbeat: as for :func:`~actors.open_comms`.
+        **options: :class:`~actors.CommsOptions`, as for :func:`~actors.open_comms`.
 
     Raises:
         ValueError: an option is out of range (raised here, before any thread starts).
         On entering, whatever :func:`~actors.open_comms` raises on entry (no hello,
         a hello that is an error).
     """
-    check_timeout(timeout)
-    check_limits(max_in_flight, max_unanswered, hello_timeout)
-    options = {
-        "timeout": timeout,
-        "max_in_flight": max_in_flight,
-        "max_unanswered": max_unanswered,
-        "max_frame_size": max_frame_size,
-        "expect_hello": expect_hello,
-        "hello_timeout": hello_timeout,
-        "heartbeat": heartbeat,
-    }
-    result: ThreadedComms = ThreadedComms._create(sock, codec, options)
+    config = ChannelConfig(**options)  # checked here, before any thread starts
+    result: ThreadedComms = ThreadedComms._create(sock, codec, config)
     return result

@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Unpack
 
 import trio
 
@@ -14,9 +14,10 @@ from channel import Codec
 
 from ._comms import Comms
 from ._errors import ChannelClosed
-from ._open import open_comms
+from ._open import run_comms
+from ._options import ChannelConfig, CommsOptions
 from ._state import ChannelState
-from ._thread_mode import comms_in_thread
+from ._thread_mode import ThreadedComms
 
 __all__ = ["connect_to_supervisor", "supervisor_socket"]
 
@@ -43,7 +44,7 @@ def supervisor_socket(fd: int = 0) -> socket.socket:
 
 @asynccontextmanager
 async def connect_to_supervisor(
-    codec: Codec, *, fd: int = 0, end_on_close: bool = True, thread: bool = False, **open_comms_options: Any
+    codec: Codec, *, fd: int = 0, end_on_close: bool = True, thread: bool = False, **options: Unpack[CommsOptions]
 ) -> AsyncIterator[Comms]:
     """In the worker process: open the channel to the supervisor on ``fd``.
 
@@ -76,17 +77,18 @@ async def connect_to_supervisor(
         fd: the socket's file descriptor (0 for Airflow's convention).
         end_on_close: cancel the block when the channel closes.
         thread: run the channel on its own thread (see above).
-        **open_comms_options: as :func:`~actors.open_comms` (``timeout``,
-            ``expect_hello``, ``max_in_flight``, ``heartbeat``, ...). Pass
+        **options: :class:`~actors.CommsOptions`, as for :func:`~actors.open_comms`
+            (``timeout``, ``expect_hello``, ``max_in_flight``, ``heartbeat``, ...). Pass
             ``heartbeat=`` the supervisor's heartbeat class, so the heartbeat takes
             the priority lane past any bulk requests waiting here.
     """
+    config = ChannelConfig(**options)  # checked before the socket is taken
     sock = supervisor_socket(fd)
     opened: AbstractAsyncContextManager[Comms]
     if thread:
-        opened = comms_in_thread(sock, codec, **open_comms_options)
+        opened = ThreadedComms._create(sock, codec, config)
     else:
-        opened = open_comms(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec, **open_comms_options)
+        opened = run_comms(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec, config)
     async with opened as comms:
         if not end_on_close:
             yield comms

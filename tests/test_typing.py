@@ -87,3 +87,33 @@ def test_status_and_channel_state_are_typed(tmp_path: Path) -> None:
     assert '"SupervisorStatus" has no attribute "stat"' in out
     assert "Revealed type is \"actors._state.ChannelState\"" in out
     assert '"ChannelState" has no attribute "nme"' in out
+
+
+MISSPELLED_OPTIONS = textwrap.dedent(
+    '''
+    import socket
+    import trio
+    import actors
+    import channel
+
+    async def use(stream: trio.abc.Stream, sock: socket.socket, codec: channel.Codec) -> None:
+        async with actors.open_comms(stream, codec, timout=10):
+            pass
+        actors.comms_in_thread(sock, codec, max_in_flight="many")
+        async with actors.connect_to_supervisor(codec, heartbeat=1):
+            pass
+        async with actors.open_supervisor(["w"], codec, lambda m: m, stuck_after=1):
+            pass
+    '''
+)
+
+
+def test_every_opener_checks_its_option_names_and_types(tmp_path: Path) -> None:
+    # These were `**Any` (connect_to_supervisor) or spelled out per opener: one
+    # TypedDict per set of options now types all of them.
+    out, status = _mypy(tmp_path, {"misspelled_options.py": MISSPELLED_OPTIONS})
+    assert status == 1
+    assert 'Unexpected keyword argument "timout" for "open_comms"' in out
+    assert 'Argument "max_in_flight" to "comms_in_thread" has incompatible type "str"' in out
+    assert 'Argument "heartbeat" to "connect_to_supervisor" has incompatible type "int"' in out
+    assert 'Missing named argument "heartbeat" for "open_supervisor"' in out
