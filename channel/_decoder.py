@@ -42,6 +42,7 @@ from ._frames import (
     RequestFrame,
     ResponseFrame,
     _trusted,
+    check_id,
 )
 from ._util import clip
 
@@ -463,7 +464,11 @@ class FrameDecoder(Generic[FrameT]):
             else:
                 ResponseFrame(id=frame_id, body=body, error=third)
         except LocalProtocolError as exc:
-            self._fail(RemoteProtocolError(str(exc), offset=offset))
+            if check_id(frame_id) is not None:  # no id to answer: the stream is bad
+                self._fail(RemoteProtocolError(str(exc), offset=offset))
+            # A body, carrier or error that is not a map (or nil) under a readable id:
+            # that frame fails alone, as a map that is not a known message does.
+            return RejectedFrame(id=frame_id, reason=str(exc), offset=offset)
         try:
             check_depth(body, self._max_depth)
             check_depth(third, self._max_depth)
@@ -477,8 +482,6 @@ class FrameDecoder(Generic[FrameT]):
             return None
         frame_id = value[0]
         if type(frame_id) is not int or not 0 <= frame_id < 2**64:
-            return None
-        if any(field is not None and type(field) is not dict for field in value[1:]):
             return None
         return frame_id
 

@@ -121,7 +121,9 @@ class MessageDecodeError(MessageError, ValueError):
     - :attr:`message_type`: the ``"type"`` tag of the body (``None`` when absent);
     - :attr:`path`: where in the body it failed, as ``$.field.sub[2]``
       (``$`` for the body as a whole);
-    - :attr:`reason`: what was wrong there.
+    - :attr:`reason`: what was wrong there; when several fields are wrong, it goes
+      on to name up to four more (``"...; also $.count: expected int"``) and
+      counts the rest.
 
     On the requesting side only the caller whose reply it was sees it; a responder
     answers the request with an error response instead.
@@ -130,7 +132,7 @@ class MessageDecodeError(MessageError, ValueError):
     def __init__(self, message_type: str | None, path: str, reason: str) -> None:
         # A peer chose the tag, and the path may hold its keys: the text stays short.
         super().__init__(
-            f"cannot decode {clip(message_type or 'message', 100)} at {clip(path, 200)}: {clip(reason, 300)}"
+            f"cannot decode {clip(message_type or 'message', 100)} at {clip(path, 200)}: {clip(reason, 600)}"
         )
         self.message_type = message_type
         self.path = path

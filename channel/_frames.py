@@ -60,7 +60,7 @@ _FIXARRAY: Final = 0x90
 _MAX_HEAD: Final = 10
 
 
-def _check_id(frame_id: object) -> str | None:
+def check_id(frame_id: object) -> str | None:
     # bool is an int subclass, but msgpack sends it as true/false: not an id.
     if type(frame_id) is not int:
         return f"frame id must be an unsigned int, not {type(frame_id).__name__}"
@@ -98,7 +98,7 @@ class RequestFrame:
 
     def __attrs_post_init__(self) -> None:
         _raise_if(
-            _check_id(self.id)
+            check_id(self.id)
             or _check_map("body", self.body)
             or _check_map("context_carrier", self.context_carrier)
         )
@@ -127,7 +127,7 @@ class ResponseFrame:
 
     def __attrs_post_init__(self) -> None:
         _raise_if(
-            _check_id(self.id) or _check_map("body", self.body) or _check_map("error", self.error)
+            check_id(self.id) or _check_map("body", self.body) or _check_map("error", self.error)
         )
 
     def _fields(self) -> tuple[object, ...]:
@@ -217,7 +217,7 @@ def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
                 if marker is None:
                     return head_struct.pack(length, array, frame_id)
                 return head_struct.pack(length, array, marker, frame_id)
-    _raise_if(_check_id(frame_id))
+    _raise_if(check_id(frame_id))
     raise AssertionError("unreachable: every valid id has a width")
 
 

@@ -144,8 +144,59 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     raise TypeError(f"expected datetime, got {type(value).__name__}")
 
 
+def _shape_guard(
+    accepted: tuple[type, ...], what: str, inner: Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]
+) -> Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]:
+    """A structure hook factory that refuses a value whose msgpack kind is not
+    ``accepted`` before cattrs' own hook (``inner``) iterates it: left alone, cattrs
+    turns the string ``"ab"`` into ``["a", "b"]`` and a map into a list of its keys."""
+
+    def factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+        structure = inner(type_, converter)
+
+        def guarded(value: Any, type_: Any) -> Any:
+            if type(value) not in accepted:
+                raise TypeError(f"expected {what}, got {type(value).__name__}")
+            return structure(value, type_)
+
+        return guarded
+
+    return factory
+
+
+def _bound(method: str) -> Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]:
+    # cattrs' own set and tuple hooks are converter methods, not public factories.
+    return lambda _type, converter: getattr(converter, method)
+
+
+def _guard_containers(converter: cattrs.Converter) -> None:
+    from cattrs.cols import (
+        is_any_set,
+        is_frozenset,
+        is_mapping,
+        is_sequence,
+        list_structure_factory,
+        mapping_structure_factory,
+    )
+
+    arrays = (list, tuple)
+    for predicate, factory in (
+        (lambda t: is_sequence(t) and not _is_tuple(t), _shape_guard(arrays, "an array", list_structure_factory)),
+        (_is_tuple, _shape_guard(arrays, "an array", _bound("_structure_tuple"))),
+        (is_frozenset, _shape_guard(arrays, "an array", _bound("_structure_frozenset"))),
+        (lambda t: is_any_set(t) and not is_frozenset(t), _shape_guard(arrays, "an array", _bound("_structure_set"))),
+        (is_mapping, _shape_guard((dict,), "a map", mapping_structure_factory)),
+    ):
+        converter.register_structure_hook_factory(predicate, factory)
+
+
+def _is_tuple(type_: Any) -> bool:
+    return type_ is tuple or get_origin(type_) is tuple
+
+
 def _make_default_converter() -> cattrs.Converter:
     converter = make_converter()
+    _guard_containers(converter)
     for expected, accepted in (
         (int, (int,)),
         (float, (float, int)),
@@ -161,17 +212,25 @@ def _make_default_converter() -> cattrs.Converter:
     return converter
 
 
-def _first_failure(error: Exception) -> tuple[str, str]:
-    """Path and reason of the first leaf failure inside a cattrs error."""
+_NAMED_FAILURES = 5  # the most fields one error names; a hostile body may have thousands
+
+
+def _failures(error: Exception) -> tuple[str, str]:
+    """Path and reason of the first leaf failure inside a cattrs error, the reason
+    naming up to :data:`_NAMED_FAILURES` - 1 more fields and counting the rest."""
     try:
         messages = cattrs.transform_error(error, path="$")
     except Exception:  # transform_error only knows cattrs' own error types
         messages = []
     if not messages:
         return "$", f"{type(error).__name__}: {error}"
-    reason, _, path = messages[0].rpartition(" @ ")
-    if len(messages) > 1:
-        reason += f" (and {len(messages) - 1} more)"
+    failures = [message.rpartition(" @ ") for message in messages]
+    reason, _, path = failures[0]
+    others = [f"{other_path}: {other_reason}" for other_reason, _, other_path in failures[1:_NAMED_FAILURES]]
+    if others:
+        reason += "; also " + "; ".join(others)
+    if len(failures) > _NAMED_FAILURES:
+        reason += f" (and {len(failures) - _NAMED_FAILURES} more)"
     return path or "$", reason or messages[0]
 
 
@@ -347,7 +406,7 @@ class Codec:
         try:
             return self._detailed_structure[cls](body, cls)
         except Exception as exc:
-            path, reason = _first_failure(exc)
+            path, reason = _failures(exc)
             raise MessageDecodeError(tag, path, reason) from exc
 
 

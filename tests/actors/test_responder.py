@@ -20,6 +20,7 @@ from channel import (
     ResponseFrame,
     encode_frame,
 )
+from tests.strategies import framed
 
 from .helpers import CODEC, Echo, Echoed, Hello, echo_handler
 
@@ -154,6 +155,24 @@ async def test_undecodable_request_gets_an_error_reply_naming_the_failure(stream
     }
     assert replies[8].error is not None and "unknown message type" in replies[8].error["detail"]["reason"]
     assert replies[9].body == {"text": "still fine", "type": "Echoed"}
+
+
+async def test_a_request_body_that_is_not_a_map_is_answered_alone(stream_pair) -> None:
+    # Decided in issue 18: it used to end serve with RemoteProtocolError.
+    ours, theirs = stream_pair
+    requester = FakeRequester(theirs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(actors.serve, ours, CODEC, echo_handler)
+        await theirs.send_all(framed(b"\x92\x05\x07"))  # [5, 7]: the body is an int
+        await requester.request(6, Echo(text="still served"))
+        replies = {}
+        for _ in range(2):
+            frame = await requester.response()
+            replies[frame.id] = frame
+        await theirs.send_eof()
+    assert replies[5].error is not None and replies[5].error["error"] == "GENERIC_ERROR"
+    assert "body must be a map or nil, not int" in replies[5].error["detail"]["reason"]
+    assert replies[6].body == {"text": "still served", "type": "Echoed"}
 
 
 async def test_unencodable_handler_result_is_an_error_reply(stream_pair) -> None:

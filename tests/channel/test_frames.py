@@ -18,6 +18,7 @@ from channel import (
     LocalProtocolError,
     MessageEncodeError,
     OversizedFrame,
+    RejectedFrame,
     RemoteProtocolError,
     RequestFrame,
     ResponseFrame,
@@ -254,8 +255,7 @@ BAD_PAYLOADS = [
     (msgpack.packb(["1"]), "not str"),
     (msgpack.packb([True]), "not bool"),
     (msgpack.packb([1.0]), "not float"),
-    (msgpack.packb([1, [1]]), "body must be a map"),
-    (msgpack.packb([1, None, "oops"]), "error must be a map"),
+    (msgpack.packb(["1", 5]), "not str"),  # a bad body under an id nobody can answer
 ]
 
 
@@ -271,10 +271,35 @@ def test_bad_response_frames_are_remote_protocol_errors(payload: bytes, match: s
     assert f"offset {len(good)}" in str(info.value)
 
 
-def test_request_decoder_checks_request_arity_and_carrier() -> None:
+@pytest.mark.parametrize(
+    ("frame_type", "payload", "reason"),
+    [
+        (ResponseFrame, [7, 5], "body must be a map or nil, not int"),
+        (ResponseFrame, [7, [1]], "body must be a map or nil, not list"),
+        (ResponseFrame, [7, None, "oops"], "error must be a map or nil, not str"),
+        (RequestFrame, [7, "x"], "body must be a map or nil, not str"),
+        (RequestFrame, [7, None, 5], "context_carrier must be a map or nil, not int"),
+    ],
+)
+def test_a_field_that_is_not_a_map_under_a_readable_id_fails_that_frame_alone(
+    frame_type: type[RequestFrame] | type[ResponseFrame], payload: list[object], reason: str
+) -> None:
+    """Decided in issue 18: a body that is an int is no worse than a map that is not
+    a known message, so it fails its own call (it used to close the channel)."""
+    decoder = FrameDecoder(frame_type)
+    follower = RequestFrame(id=8, body=None) if frame_type is RequestFrame else ResponseFrame(id=8)
+    decoder.receive_data(prefixed(msgpack.packb(payload)) + encode_frame(follower))
+    rejected = decoder.next_frame()
+    assert isinstance(rejected, RejectedFrame)
+    assert (rejected.id, rejected.offset) == (7, 0)
+    assert reason in rejected.reason
+    assert decoder.next_frame() == follower
+
+
+def test_request_decoder_checks_request_arity() -> None:
     for payload, match in [
         (msgpack.packb([1]), "request frame has 1 elements"),
-        (msgpack.packb([1, None, 5]), "context_carrier must be a map"),
+        (msgpack.packb([1, None, None, None]), "request frame has 4 elements"),
     ]:
         decoder = FrameDecoder(RequestFrame)
         decoder.receive_data(prefixed(payload))
@@ -336,13 +361,13 @@ def test_next_fields_gives_the_checked_fields_without_a_frame_object() -> None:
     [
         msgpack.packb([-1, None]),  # a negative id
         msgpack.packb([True, None]),  # a bool is not an id
-        msgpack.packb([1, [1]]),  # a body that is not a map
-        msgpack.packb([1, None, 5]),  # an error that is not a map
+        msgpack.packb(["1", [1]]),  # an id that is a string
         msgpack.packb([1, None]) + b"\xc0",  # a second value inside the frame
         b"\xc1",  # never valid msgpack
     ],
 )
 def test_the_fast_path_leaves_every_bad_frame_to_the_careful_one(payload: bytes) -> None:
+    # (A field that is not a map under a readable id is refused alone: see above.)
     """A whole frame the fast path rejects raises the careful path's precise error."""
     decoder = FrameDecoder(ResponseFrame)
     decoder.receive_data(prefixed(payload))

@@ -238,3 +238,37 @@ def test_encode_errors_name_the_class_and_the_field_path() -> None:
 
 def test_none_packs_as_an_empty_body() -> None:
     assert Codec([Inner]).pack(None) == PACKED_NIL
+
+
+def test_keys_a_class_does_not_have_are_ignored_for_forward_compatibility() -> None:
+    """Decided in issue 18, as msgspec (and so Airflow) does by default: a newer peer
+    may add fields; an older reader ignores them rather than failing the call."""
+    body = {"type": "GetTaskStates", "dag_id": "d", "added_later": [1, 2], "nested": {"x": 1}}
+    assert CODEC.decode(body) == GetTaskStates(dag_id="d")
+
+
+def test_a_body_with_several_bad_fields_names_each_up_to_five() -> None:
+    with pytest.raises(MessageDecodeError) as info:
+        CODEC.decode({"type": "GetTaskStates", "dag_id": 1, "inner": {"xs": [1, "2"]}, "extra": {"k": "v"}})
+    error = info.value
+    assert error.path == "$.dag_id"  # the first, as before
+    assert error.reason.startswith("invalid value for type, expected str; also ")
+    assert "$.inner.xs[1]: " in error.reason and "$.extra['k']: " in error.reason
+    assert "more)" not in error.reason
+    with pytest.raises(MessageDecodeError) as info:
+        CODEC.decode({"type": "GetTaskStates", "dag_id": "d", "inner": {"xs": [str(i) for i in range(1_000)]}})
+    reason = info.value.reason
+    assert [f"$.inner.xs[{i}]" in reason or i == 0 for i in range(5)] == [True] * 5
+    assert "$.inner.xs[5]" not in reason and reason.endswith("(and 995 more)")
+    assert len(str(info.value)) < 1_000  # bounded, whatever the peer sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("run_ids", "xy"), ("run_ids", {"a": 1}), ("extra", [["k", 1.0]]), ("inner", {"xs": "12"}), ("inner", {"xs": [], "tags": "ab"})],
+)
+def test_a_container_field_takes_only_its_own_msgpack_kind(field: str, value: object) -> None:
+    # Found writing the docs (issue 18): cattrs iterates whatever it is given, so the
+    # string "xy" decoded as run_ids=["x", "y"] and a map as the list of its keys.
+    with pytest.raises(MessageDecodeError, match=r"expected (list|dict|set)"):
+        CODEC.decode({"type": "GetTaskStates", "dag_id": "d", field: value})

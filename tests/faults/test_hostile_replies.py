@@ -65,3 +65,25 @@ async def test_whatever_kills_the_reader_every_call_ends_with_channel_closed(
     assert set(outcomes) == {"claimed", "pending"}
     for exc in outcomes.values():
         assert isinstance(exc.__cause__, RuntimeError) and "a bug in reply decoding" in str(exc.__cause__)
+
+
+@pytest.mark.parametrize("body", [b"\x05", b"\xa1x", b"\x91\x01"])
+async def test_a_reply_body_that_is_not_a_map_fails_only_its_call(body: bytes) -> None:
+    # Decided in issue 18: it used to close the whole channel with RemoteProtocolError,
+    # though a map that is not a known message failed only its call.
+    with trio.fail_after(TEST_TIMEOUT):
+        async with comms_and_peer() as (comms, peer):
+            async with trio.open_nursery() as nursery:
+
+                async def call() -> None:
+                    with pytest.raises(MessageDecodeError, match="body must be a map or nil"):
+                        await comms.asend(Echo(text="x"))
+
+                nursery.start_soon(call)
+                (frame,) = await peer.receive_n(1)
+                await peer.send_raw(framed(b"\x93" + bytes([frame.id]) + body + b"\xc0"))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: comms.asend(Echo(text="next")))
+                await peer.echo(await peer.receive())
+            assert comms.state.value is actors.ChannelState.OPEN
+            assert comms.statistics().replies_undecodable == 1
