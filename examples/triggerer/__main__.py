@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import signal
 import sys
 import tempfile
-from typing import Any
 
 import trio
 
 import actors
 
 from .display import show_progress, summary
+from .harness import Harness, trigger_mix
 from .job import Job, runner_command
-from .kinds import CHAOS_KINDS, FAILING_KINDS, KINDS
 from .messages import CODEC, Sync
 from .store import Store, StoreError
 from .web import serve_http
@@ -57,31 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def kinds_for(args: argparse.Namespace) -> list[str]:
-    kinds = [KINDS[i % len(KINDS)] for i in range(args.triggers)]
-    random.Random(args.seed).shuffle(kinds)
-    if args.chaos:
-        kinds[: len(CHAOS_KINDS)] = CHAOS_KINDS  # one of each, started first
-    return kinds
-
-
-def check(rows: list[Any], job: Job) -> list[str]:
-    problems = []
-    for trigger_id, kind, state, _attempts, _blocks, error, outcomes, _inc in rows:
-        expected = "failed" if kind in FAILING_KINDS else "succeeded"
-        if outcomes != 1:
-            problems.append(f"trigger {trigger_id} ({kind}) has {outcomes} outcomes")
-        if state != expected:
-            problems.append(f"trigger {trigger_id} ({kind}) ended {state}, expected {expected} ({error})")
-        if kind == "poison" and error != "blocked the runner":
-            problems.append(f"poison trigger {trigger_id} failed for another reason: {error}")
-    if job.misroutes:
-        problems.append(f"{job.misroutes} misrouted replies")
-    if job.args.chaos and not {"SIGKILL", "SIGSTOP"} <= {c.split()[0] for c in job.chaos}:
-        problems.append(f"chaos did not both kill and stop the runner: {job.chaos}")
-    return problems[:20]
-
-
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="triggerer-") as folder:
         if args.db is None:
@@ -99,17 +72,18 @@ async def run(args: argparse.Namespace) -> int:
 
 async def run_on(store: Store, args: argparse.Namespace) -> int:
     job = Job(store, args)
+    harness = Harness(job, args)
     job.job_id = await store.start_job()
     existing = await store.total()
     if existing and not args.add:
         job.emit(f"resuming {await store.unfinished()} unfinished of the {existing} triggers in {args.db}")
     else:
-        await store.add(kinds_for(args))
+        await store.add(trigger_mix(args))
     start = trio.current_time()
     stopped_by: list[int] = []
     gave_up: list[actors.RestartIntensityExceeded] = []
     try:
-        await supervise(job, store, args, stopped_by)
+        await supervise(job, harness, store, args, stopped_by)
     except* actors.RestartIntensityExceeded as group:
         gave_up.extend(leaves(group))
     if stopped_by:
@@ -119,10 +93,10 @@ async def run_on(store: Store, args: argparse.Namespace) -> int:
         return 128 + stopped_by[0]
     wall = trio.current_time() - start
     rows = await store.rows()
-    problems = check(rows, job)
+    problems = harness.check(rows)
     if gave_up:
         problems.insert(0, f"the job gave up on its runner: {gave_up[0]}")
-    summary(job, rows, wall, problems)
+    harness.report(summary(job, rows, wall), problems)
     return 1 if problems else 0
 
 
@@ -133,7 +107,7 @@ def leaves(group: BaseExceptionGroup[actors.RestartIntensityExceeded]) -> list[a
     return found
 
 
-async def supervise(job: Job, store: Store, args: argparse.Namespace, stopped_by: list[int]) -> None:
+async def supervise(job: Job, harness: Harness, store: Store, args: argparse.Namespace, stopped_by: list[int]) -> None:
     """Serve /health and /metrics and supervise the runner until every trigger is
     terminal (or a signal stops the job).
 
@@ -156,10 +130,8 @@ async def supervise(job: Job, store: Store, args: argparse.Namespace, stopped_by
             ) as supervisor:
                 job.supervisor = supervisor
                 async with trio.open_nursery() as watchers:
-                    watchers.start_soon(job.watch_health)
                     watchers.start_soon(show_progress, job)
-                    if args.chaos:
-                        watchers.start_soon(job.make_chaos, args.triggers, random.Random(args.seed))
+                    watchers.start_soon(harness.run)
                     while True:
                         job.counts = await store.counts()
                         if job.counts["queued"] == job.counts["running"] == 0:

@@ -1,18 +1,16 @@
-"""The triggerer job: the supervisor process. It owns the store, serves the runner,
-restarts it, makes chaos when asked, and answers ``/health`` and ``/metrics``."""
+"""The triggerer job: the supervisor process. It owns the store, serves the runner
+(which the supervisor restarts), admits work as the runner's load allows, and
+answers ``/health/live``, ``/health/ready`` and ``/metrics``. (Chaos and the checks
+that make the demo a test live in :mod:`.harness`.)"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import signal
 import sys
 from collections import Counter
 from typing import Any
 
-import attrs
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -37,19 +35,8 @@ from .store import Store, owner
 log = logging.getLogger(__name__)
 
 
-@attrs.define
-class Outage:
-    """One time the runner was down: why, and how long /health said 503."""
-
-    incarnation: int
-    reason: str
-    started: float
-    ended: float | None = None
-    cause: str = ""  # how that incarnation ended, once known
-
-
 class Job:
-    """Everything the job knows: the store, the supervisor, counters, outages."""
+    """Everything the job knows: the store, the supervisor, its counters."""
 
     def __init__(self, store: Store, args: Any) -> None:
         self.store = store
@@ -59,10 +46,7 @@ class Job:
         self.handled: Counter[str] = Counter()
         self.misroutes = 0
         self.blocks: list[tuple[int, int]] = []  # (trigger id, incarnation)
-        self.chaos: list[str] = []
         self.counts: dict[str, int] = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0}
-        self.unhealthy_seconds = 0.0
-        self.outages: list[Outage] = []
         self.started = trio.current_time()
         self.channel: dict[str, int] = {}  # a runner's CommsStatistics, from its last sync
         self.channel_incarnation = 0  # whose: metrics show them only while it is the current one
@@ -190,88 +174,6 @@ class Job:
         registry = CollectorRegistry()
         registry.register(_JobCollector(self))
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(registry)
-
-    async def watch_health(self) -> None:
-        """Sample what /health would say every 50 ms: outages and seconds of 503."""
-        assert self.supervisor is not None
-        period = 0.05
-        current: Outage | None = None
-        await self.supervisor.status.wait_value(lambda status: status.state is actors.WorkerState.RUNNING)
-        announced = 0
-        while True:
-            status = self.supervisor.status.value
-            if status.state is actors.WorkerState.RUNNING and status.incarnation > announced:
-                announced = status.incarnation
-                self.emit(f"runner incarnation {announced} RUNNING pid {status.pid}")
-            healthy, body = self.health()
-            now = trio.current_time() - self.started
-            if current is not None:
-                recovered = self.recovered_after(current)
-                if recovered is not None:
-                    # A later incarnation came up (RUNNING) between two samples: that
-                    # ends this outage, even if a new fault has already begun another.
-                    self.end_outage(current, recovered, status.incarnation)
-                    current = None
-            if not healthy and current is None:
-                current = Outage(status.incarnation, body["reason"], now)
-                self.outages.append(current)
-                self.emit(f"health: 503 ({body['reason']}), runner incarnation {current.incarnation}")
-            elif healthy and current is not None:
-                self.end_outage(current, now, status.incarnation)
-                current = None
-            await trio.sleep(period)
-
-    def end_outage(self, outage: Outage, at: float, incarnation: int) -> None:
-        """From the fault to the next RUNNING (and fresh) incarnation; its cause is how
-        *that* incarnation ended, if it did."""
-        outage.ended = at
-        outage.cause = self.ended_how(outage.incarnation) or outage.reason
-        self.unhealthy_seconds += outage.ended - outage.started
-        self.emit(f"health: 200 again, runner incarnation {incarnation}")
-
-    def recovered_after(self, outage: Outage) -> float | None:
-        """When a later incarnation than the outage's reached RUNNING (relative to the
-        job's start), from the supervisor's history, or None if none has yet."""
-        assert self.supervisor is not None
-        for status in self.supervisor.history():
-            if status.state is actors.WorkerState.RUNNING and status.incarnation > outage.incarnation:
-                return status.since - self.started
-        return None
-
-    def ended_how(self, incarnation: int) -> str | None:
-        """How one incarnation ended (its reason and exit code), from the supervisor's
-        history, or None if it has not ended."""
-        assert self.supervisor is not None
-        for status in self.supervisor.history():
-            if status.incarnation == incarnation and status.state in (
-                actors.WorkerState.BACKING_OFF, actors.WorkerState.FAILED
-            ):
-                return f"{status.last_exit_reason} (exit {status.last_exit})"
-        return None
-
-    # ------------------------------------------------------------------ chaos
-
-    async def make_chaos(self, total: int, rng: random.Random) -> None:
-        """SIGKILL the runner once and SIGSTOP it once, at random moments of the run."""
-        assert self.supervisor is not None
-        last_incarnation = 0
-        for action, share in (("SIGKILL", rng.uniform(0.1, 0.3)), ("SIGSTOP", rng.uniform(0.4, 0.6))):
-            while True:
-                self.counts = await self.store.counts()
-                done = self.counts["succeeded"] + self.counts["failed"]
-                status = self.supervisor.status.value
-                # Each act of chaos hits a healthy runner, never the one already hit.
-                if done >= share * total and self.supervisor.healthy() and status.incarnation > last_incarnation:
-                    break
-                await trio.sleep(0.05)
-            pid = self.supervisor.status.value.pid
-            incarnation = self.supervisor.status.value.incarnation
-            if pid is None:
-                continue
-            last_incarnation = incarnation
-            os.kill(pid, signal.SIGKILL if action == "SIGKILL" else signal.SIGSTOP)
-            self.chaos.append(f"{action} incarnation {incarnation}")
-            self.emit(f"chaos: {action} runner pid {pid} (incarnation {incarnation}) at {done}/{total} done")
 
 
 class _JobCollector:

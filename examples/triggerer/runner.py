@@ -15,20 +15,21 @@ import argparse
 import asyncio
 import collections.abc
 import concurrent.futures
+import contextlib
 import math
 import resource
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 import actors
 
-from .kinds import Stats, Trigger
+from .kinds import Host, Stats, Trigger
 from .messages import CODEC, LoopBlocked, Sync, TriggerEvent
 
 T = TypeVar("T")
@@ -218,12 +219,80 @@ async def run_one_trigger(runner: Runner, trigger_id: int, trigger: Trigger, tim
     runner.finished(trigger_id, result, error)
 
 
+async def run(runner: Runner, host: RunnerHost) -> None:
+    """The runner's main loop, the same on either host: sync with the job (the
+    heartbeat), cancel and start what it answers, sleep, again, until the channel
+    closes. The watchdog thread watches the loop meanwhile."""
+    comms, args = runner.comms, runner.args
+    threading.Thread(target=runner.watch_the_loop, daemon=True).start()
+    try:
+        while True:
+            reply = await comms.asend(runner.sync_message())
+            runner.cancel(reply.cancel)
+            for spec in reply.start:
+                trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats, args.block_seconds,
+                                  host.caller)
+                runner.running[spec.id] = host.start(spec.id, trigger)
+            runner.started()
+            await host.sleep(SYNC_EVERY)
+    except actors.ChannelClosed:
+        pass  # the job is gone or done with us: end
+    finally:
+        runner.closed = True
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> Any: ...
+
+
+class RunnerHost(Host, Protocol):
+    """What the main loop needs from its event loop, beyond what triggers need."""
+
+    caller: str  # how the triggers' own requests are counted: "trio_task" or "asyncio_task"
+
+    def start(self, trigger_id: int, trigger: Trigger) -> Cancellable:
+        """Start running ``trigger`` within its deadline; the handle cancels it."""
+        ...
+
+
 # ------------------------------------------------------------------ trio host
 
 
 class TrioHost:
-    def __init__(self, runner: Runner) -> None:
+    caller = "trio_task"
+
+    def __init__(self, runner: Runner, nursery: trio.Nursery, timer: TrioStepTimer) -> None:
         self.runner = runner
+        self.nursery = nursery
+        self.timer = timer
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, runner: Runner) -> AsyncIterator[TrioHost]:
+        """The host, its step timer and its tick; leaving cancels every trigger."""
+        trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        timer = TrioStepTimer(runner)
+        trio.lowlevel.add_instrument(timer)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tick, runner, trio.sleep)
+            yield cls(runner, nursery, timer)
+            nursery.cancel_scope.cancel()
+
+    def start(self, trigger_id: int, trigger: Trigger) -> trio.CancelScope:
+        scope = trio.CancelScope()
+
+        async def run_trigger() -> None:
+            task = trio.lowlevel.current_task()
+            self.timer.trigger_of[task] = trigger_id
+            try:
+                with scope:
+                    deadline = trio.move_on_after(self.runner.args.trigger_timeout)
+                    await run_one_trigger(self.runner, trigger_id, trigger, deadline)
+            finally:
+                del self.timer.trigger_of[task]
+
+        self.nursery.start_soon(run_trigger)
+        return scope
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
@@ -237,58 +306,40 @@ class TrioHost:
                 nursery.start_soon(call)
 
 
-async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
-    trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
-        runner = Runner(comms, args)
-        host = TrioHost(runner)
-        timer = TrioStepTimer(runner)
-        trio.lowlevel.add_instrument(timer)
-        threading.Thread(target=runner.watch_the_loop, daemon=True).start()
-        try:
-            async with trio.open_nursery() as nursery:
-
-                async def ticker() -> None:
-                    while True:
-                        runner.ticked()
-                        await trio.sleep(TICK_EVERY)
-
-                nursery.start_soon(ticker)
-                while True:
-                    reply = await comms.asend(runner.sync_message())
-                    runner.cancel(reply.cancel)
-                    for spec in reply.start:
-                        scope = trio.CancelScope()
-                        runner.running[spec.id] = scope
-                        trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
-                                          args.block_seconds, "trio_task")
-
-                        async def start(trigger_id: int = spec.id, trigger: Trigger = trigger,
-                                        scope: trio.CancelScope = scope) -> None:
-                            timer.trigger_of[trio.lowlevel.current_task()] = trigger_id
-                            try:
-                                with scope:
-                                    await run_one_trigger(
-                                        runner, trigger_id, trigger, trio.move_on_after(args.trigger_timeout)
-                                    )
-                            finally:
-                                del timer.trigger_of[trio.lowlevel.current_task()]
-
-                        nursery.start_soon(start)
-                    runner.started()
-                    await trio.sleep(SYNC_EVERY)
-        except actors.ChannelClosed:
-            pass  # the job is gone or done with us: end
-        finally:
-            runner.closed = True
+async def tick(runner: Runner, sleep: Callable[[float], Awaitable[None]]) -> None:
+    """The loop's 50 ms tick, whose lateness is its lag."""
+    while True:
+        runner.ticked()
+        await sleep(TICK_EVERY)
 
 
 # ------------------------------------------------------------------ asyncio host
 
 
 class AsyncioHost:
+    caller = "asyncio_task"
+
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, runner: Runner) -> AsyncIterator[AsyncioHost]:
+        """The host and its tick; leaving cancels every trigger."""
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="trigger")
+        )
+        tick_task = asyncio.create_task(tick(runner, asyncio.sleep))
+        try:
+            yield cls(runner)
+        finally:
+            tick_task.cancel()
+            for task in list(runner.running.values()):
+                task.cancel()
+
+    def start(self, trigger_id: int, trigger: Trigger) -> asyncio.Task[None]:
+        deadline = _AsyncioTimeout(self.runner.args.trigger_timeout)
+        return asyncio.create_task(_TimedSteps(self.runner, trigger_id, run_one_trigger(self.runner, trigger_id, trigger, deadline)))
 
     async def sleep(self, seconds: float) -> None:
         if math.isinf(seconds):
@@ -327,49 +378,36 @@ class _AsyncioTimeout:
         return False
 
 
-async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="trigger")
-    )
+async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:
     async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
         runner = Runner(comms, args)
-        host = AsyncioHost(runner)
-        threading.Thread(target=runner.watch_the_loop, daemon=True).start()
+        async with TrioHost.open(runner) as host:
+            await run(runner, host)
 
-        async def ticker() -> None:
-            while True:
-                runner.ticked()
-                await asyncio.sleep(TICK_EVERY)
 
-        tick_task = asyncio.create_task(ticker())
-        try:
-            while True:
-                reply = await comms.asend(runner.sync_message())
-                runner.cancel(reply.cancel)
-                for spec in reply.start:
-                    trigger = Trigger(spec.id, spec.kind, spec.attempt, comms, host, runner.stats,
-                                      args.block_seconds, "asyncio_task")
-                    runner.running[spec.id] = asyncio.create_task(_TimedSteps(
-                        runner, spec.id, run_one_trigger(runner, spec.id, trigger, _AsyncioTimeout(args.trigger_timeout))
-                    ))
-                runner.started()
-                await asyncio.sleep(SYNC_EVERY)
-        except actors.ChannelClosed:
-            pass
-        finally:
-            runner.closed = True
-            tick_task.cancel()
-            for task in list(runner.running.values()):
-                task.cancel()
+async def asyncio_main(sock: socket.socket, args: argparse.Namespace) -> None:
+    async with actors.comms_in_thread(sock, CODEC, timeout=10, heartbeat=Sync) as comms:
+        runner = Runner(comms, args)
+        async with AsyncioHost.open(runner) as host:
+            await run(runner, host)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", choices=("trio", "asyncio"), default="trio")
-    parser.add_argument("--capacity", type=int, default=1000)
-    parser.add_argument("--trigger-timeout", type=float, default=3.0)
-    parser.add_argument("--block-seconds", type=float, default=5.0)
-    parser.add_argument("--block-report-after", type=float, default=0.5)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.triggerer.runner",
+        description="The runner subprocess; the job starts it with its socket on fd 0.",
+    )
+    parser.add_argument("--host", choices=("trio", "asyncio"), default="trio",
+                        help="the event loop the triggers run on (default: %(default)s)")
+    parser.add_argument("--capacity", type=int, default=1000,
+                        help="most triggers run at once (default: %(default)s)")
+    parser.add_argument("--trigger-timeout", type=float, default=3.0,
+                        help="a trigger's own deadline, in seconds (default: %(default)s)")
+    parser.add_argument("--block-seconds", type=float, default=5.0,
+                        help="how long the chaos kinds block the loop, in seconds (default: %(default)s)")
+    parser.add_argument("--block-report-after", type=float, default=0.5,
+                        help="a trigger step longer than this, in seconds, is reported as blocking the loop "
+                             "(default: %(default)s)")
     args = parser.parse_args()
     sock = actors.supervisor_socket()  # fd 0, as the supervisor passes it
     if args.host == "trio":

@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import attrs
 import trio
 
 from .messages import TriggerEvent, TriggerSpec
@@ -46,6 +47,20 @@ CREATE TABLE IF NOT EXISTS triggers (
 """
 
 MAX_BLOCKS = 3  # a trigger that blocked the runner this many times fails
+
+
+@attrs.frozen
+class TriggerRow:
+    """One trigger as the store has it."""
+
+    id: int
+    kind: str
+    state: str  # queued, running, succeeded or failed
+    attempts: int  # how many runs were started
+    blocks: int  # how many times it was charged with blocking the runner
+    error: str | None  # why it failed, if it did
+    outcomes: int  # how many terminal outcomes it was given (1, when all is well)
+    owner: int  # the fencing token of whoever ran it last (see owner())
 
 
 class StoreError(Exception):
@@ -221,10 +236,11 @@ class Store:
 
         return await self._run(operation)
 
-    async def rows(self) -> list[tuple[int, str, str, int, int, str | None, int, int]]:
-        """Every trigger: id, kind, state, attempts, blocks, error, outcomes, incarnation."""
-        return await self._run(
+    async def rows(self) -> list[TriggerRow]:
+        """Every trigger, by id."""
+        rows = await self._run(
             lambda db: db.execute(
                 "SELECT id, kind, state, attempts, blocks, error, outcomes, COALESCE(incarnation, 0) FROM triggers ORDER BY id"
             ).fetchall()
         )
+        return [TriggerRow(*row) for row in rows]
