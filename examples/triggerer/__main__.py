@@ -11,6 +11,7 @@ the runner and exit with 130 and 143; the store can then be resumed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -56,8 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="triggerer-") as folder:
+    """Open the store (``--db``, or a fresh one in a temporary folder removed at the
+    end: only a SIGKILLed job leaves that folder behind) and run the job on it."""
+    with contextlib.ExitStack() as cleanup:
         if args.db is None:
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="triggerer-"))
             args.db = os.path.join(folder, "triggers.db")
         try:
             store = Store(args.db)

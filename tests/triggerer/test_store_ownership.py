@@ -134,3 +134,24 @@ async def test_a_job_that_gives_up_on_its_runner_says_so_and_exits_1(tmp_path: P
     assert "the job gave up on its runner: worker restarted more than 0 times" in " ".join(output.split())
     assert "Traceback" not in output
     assert_gone(demo.runner_pids)
+
+
+async def test_a_run_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once, every job made a temporary folder, used or not: a SIGKILLed job with --db
+    # left an empty triggerer-* folder behind.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    code, demo = await run_to_end("--triggers", "8")  # its store in a temporary folder
+    assert code == 0, "\n".join(demo.lines)
+    assert list(temp.iterdir()) == []
+    killed = await start_demo("--triggers", "60", "--db", str(tmp_path / "t.db"))
+    try:
+        with trio.fail_after(TEST_TIMEOUT):
+            await run_until(killed, "progress:")
+            killed.process.kill()
+            await killed.process.wait()
+    finally:
+        await ensure_ended(killed.process)
+    assert list(temp.iterdir()) == []
+    assert_gone(demo.runner_pids)  # (the killed job's runner: see the resume test above)
