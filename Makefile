@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo quickstart test lint bench bench-airflow soak clean
+.PHONY: demo quickstart test lint docs bench bench-airflow soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio-comms needs Python 3.11+, found " + sys.version.split()[0])'
@@ -31,7 +31,12 @@ test: $(STAMP)
 # examples (tests/test_typing.py also type-checks README's examples).
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy channel actors examples
+	$(BIN)/mypy channel actors examples docs/examples
+
+# The documentation site (docs/): every warning is an error; open docs/_build/html/index.html.
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]' --config-settings editable_mode=compat
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
@@ -58,4 +63,4 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.soak --requests 1000000
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .hypothesis build *.egg-info docs/_build

@@ -13,6 +13,7 @@
 
     async with actors.open_supervisor(argv, codec, handler, heartbeat=Heartbeat) as sup:
         ...                                                # a worker process, restarted
+
 Logging: every module logs to a logger under ``"actors"`` (``actors._responder``,
 ``actors._actor``), so ``logging.getLogger("actors")`` configures them all.
 """

@@ -281,7 +281,7 @@ class Comms(metaclass=NoPublicConstructor):
 
         Raises:
             LoopThreadError: called on the actor's thread outside a greenback portal.
-            Everything :meth:`asend` raises.
+            Exception: everything :meth:`asend` raises.
         """
         actor = self._actor
         if threading.get_ident() == actor.thread_id:

@@ -247,10 +247,10 @@ async def serve(
 
     - Requests of a ``priority`` type (a supervisor's heartbeat) skip the queue: each
       is handled as soon as it is read, outside ``max_concurrency``, so a busy
-      responder never delays the one request that says its peer is alive. Any request id is
-    accepted, 0 included (Airflow's task SDK numbers from 0). Inside the handler,
-    :func:`~actors.current_request` gives the frame id, trace carrier and incarnation.
-
+      responder never delays the one request that says its peer is alive.
+    - Any request id is accepted, 0 included (Airflow's task SDK numbers from 0).
+      Inside the handler, :func:`~actors.current_request` gives the frame id, trace
+      carrier and incarnation.
     - A handler that raises ``ErrorReply`` (or ``RemoteError``) answers with its code
       and detail; any other exception answers ``GENERIC_ERROR`` with a detail naming
       the exception, and is logged with its traceback. Either way only that request

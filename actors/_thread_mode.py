@@ -134,8 +134,8 @@ def comms_in_thread(sock: socket.socket, codec: Codec, **options: Unpack[CommsOp
 
     Raises:
         ValueError: an option is out of range (raised here, before any thread starts).
-        On entering, whatever :func:`~actors.open_comms` raises on entry (no hello,
-        a hello that is an error).
+        Exception: on entering, whatever :func:`~actors.open_comms` raises on entry (no
+            hello, a hello that is an error).
     """
     config = ChannelConfig(**options)  # checked here, before any thread starts
     result: ThreadedComms = ThreadedComms._create(sock, codec, config)

@@ -5,7 +5,7 @@ Airflow starts its workers. The requester calls it from a trio task, a worker
 thread and an asyncio loop in another thread, all over the one socket, and shows
 what each error looks like.
 
-    python examples/quickstart.py          # or: make demo
+    python examples/quickstart.py          # or: make quickstart
 """
 
 from __future__ import annotations

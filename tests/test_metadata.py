@@ -23,7 +23,8 @@ def test_the_license_file_is_the_license_pyproject_names() -> None:
 
 def test_the_changelog_names_the_new_public_api() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    for name in ("RejectedFrame", "PeerNotReading", "PeerNotAnswering", "Observable", "supervisor_socket"):
+    for name in ("RejectedFrame", "PeerNotReading", "PeerNotAnswering", "Observable", "supervisor_socket",
+                 "CommsOptions", "SupervisorOptions"):
         assert name in changelog
         assert hasattr(channel, name) or hasattr(actors, name)
 

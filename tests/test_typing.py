@@ -49,7 +49,7 @@ def _mypy(tmp_path: Path, files: dict[str, str]) -> tuple[str, int]:
 
 def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    assert len(blocks) >= 2
+    assert blocks  # (docs/examples/ are type-checked by make lint)
     out, status = _mypy(tmp_path, {f"readme_block_{i}.py": block for i, block in enumerate(blocks)})
     assert status == 0, out
 
