@@ -1,4 +1,4 @@
-"""Every kind of caller (semantics 4 and 5): asyncio coroutines on any thread,
+"""Every kind of caller (docs/callers.rst): asyncio coroutines on any thread,
 asgiref's async_to_sync, plain and trio worker threads, greenback on the loop thread,
 and the clear error where a blocking call would deadlock."""
 

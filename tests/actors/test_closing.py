@@ -1,4 +1,4 @@
-"""Closing (semantic 7): whatever ends the channel, every pending and every later
+"""Closing (docs/errors.rst, "The channel closes"): whatever ends the channel, every pending and every later
 call, trio, thread or asyncio, fails promptly with ChannelClosed carrying the cause,
 and the host keeps running."""
 

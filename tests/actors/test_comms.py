@@ -1,5 +1,5 @@
 """The comms actor with trio callers: ownership, batching, routing, deadlines,
-cancellation, backpressure and per-call failures (semantics 1-3, 6, 8, 9)."""
+cancellation, backpressure and per-call failures (docs/callers.rst, docs/design.rst)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The responder (semantic 11): concurrent handlers, replies in completion order,
+"""The responder (docs/serving.rst): concurrent handlers, replies in completion order,
 errors answered per request, protocol errors and EOF."""
 
 from __future__ import annotations

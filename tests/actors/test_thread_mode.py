@@ -1,4 +1,4 @@
-"""comms_in_thread (semantic 10): the actor on its own trio loop in a daemon thread,
+"""comms_in_thread (docs/callers.rst, "Where the actor runs"): the actor on its own trio loop in a daemon thread,
 for hosts that are asyncio programs or plain threads. These tests are synchronous:
 the host here is not trio."""
 
