@@ -282,6 +282,14 @@ class CommsActor:
                 slot.resolve(None, closed_error(cause), wake)
                 flush_wakeups(wake)
 
+    def post_all(self, operation: Callable[[ReplySlot], None], slots: list[ReplySlot]) -> None:
+        """:meth:`post` for several slots at once: one wake-up of the actor's thread."""
+        try:
+            self._inbox.post_all(operation, slots)
+        except trio.RunFinishedError:
+            for slot in slots:
+                self.post(operation, slot)  # each fails with ChannelClosed
+
     def _flush_wakeups(self) -> None:
         if self._wake:
             flush_wakeups(self._wake)

@@ -36,8 +36,20 @@ class Inbox:
             trio.RunFinishedError: the actor's trio run is over; nothing will run.
         """
         self._queue.append((operation, slot))
-        if self._scheduled:
-            return
+        if not self._scheduled:
+            self._schedule()
+
+    def post_all(self, operation: Callable[[ReplySlot], None], slots: list[ReplySlot]) -> None:
+        """:meth:`post` for each of ``slots``, in order, with one wake-up at most.
+
+        Raises:
+            trio.RunFinishedError: the actor's trio run is over; nothing will run.
+        """
+        self._queue.extend([(operation, slot) for slot in slots])
+        if not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
         # Set before scheduling, cleared by the drain before it reads the queue: an
         # operation appended after the drain started either is seen by that drain or
         # finds the flag cleared and schedules another.
