@@ -1,15 +1,19 @@
-"""The benchmarks beyond the candidate grid: responder, memory per pending request, scale.
+"""The benchmarks beyond the candidate grid: responder, memory per pending request,
+scale, and what asyncio callers cost their loop.
 
 Run as ``python -m benchmarks.extras KIND [ARG]``; prints one JSON object.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import socket
+import statistics
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -158,6 +162,53 @@ def scale(callers: int, seconds: float) -> dict[str, float]:
     return rec.result()
 
 
+# ------------------------------------------------------------------ asyncio submit
+
+SUBMITS = 1000
+
+
+def asyncio_submit(rounds: int) -> dict[str, float]:
+    """How long 1,000 concurrent ``asend`` calls from an asyncio loop (through
+    ``comms_in_thread``) block that loop, against the same gather of tasks that each
+    await a plain future: from creating the tasks to the iteration in which every
+    call has been handed to the actor. Medians over ``rounds``; the peer is a process.
+    """
+    sock, peer = start_echo_peer()
+    ours: list[float] = []
+    plain: list[float] = []
+
+    async def waiter(future: asyncio.Future[None]) -> None:
+        await future
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with actors.comms_in_thread(sock, CODEC) as comms:
+            for _ in range(rounds):
+                futures = [loop.create_future() for _ in range(SUBMITS)]
+                started = time.perf_counter()
+                tasks = [loop.create_task(waiter(future)) for future in futures]
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                plain.append(time.perf_counter() - started)
+                for future in futures:
+                    future.set_result(None)
+                await asyncio.gather(*tasks)
+                messages = [new_ping() for _ in range(SUBMITS)]
+                started = time.perf_counter()
+                calls = [loop.create_task(comms.asend(message)) for message in messages]
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # the iteration that hands them to the actor
+                ours.append(time.perf_counter() - started)
+                await asyncio.gather(*calls)
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+        peer.wait(timeout=10)
+    return {"channel_ms": statistics.median(ours) * 1000, "plain_ms": statistics.median(plain) * 1000, "wrong": 0}
+
+
 _ROOT = Path(__file__).resolve().parent.parent
 
 if __name__ == "__main__":
@@ -170,6 +221,8 @@ if __name__ == "__main__":
         print(json.dumps(responder(kind.split("-")[1], float(sys.argv[2]))))
     elif kind == "memory":
         print(json.dumps(memory(int(sys.argv[2]))))
+    elif kind == "asyncio-submit":
+        print(json.dumps(asyncio_submit(int(sys.argv[2]))))
     elif kind == "scale":
         print(json.dumps(scale(int(sys.argv[2]), float(sys.argv[3]))))
     else:

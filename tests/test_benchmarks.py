@@ -38,6 +38,8 @@ def test_extras_run() -> None:
     assert run("benchmarks.extras", "scale", 50, 0.2)["wrong"] == 0
     memory = run("benchmarks.extras", "memory", 500)
     assert memory["in_flight"] == 500 and memory["channel_bytes_per_pending"] > 0
+    submit = run("benchmarks.extras", "asyncio-submit", 2)
+    assert submit["channel_ms"] > 0 and submit["plain_ms"] > 0
 
 
 AIRFLOW_FREE = [name for name in airflow_candidates if not name.startswith("Airflow")]
