@@ -41,7 +41,8 @@ from .common import (
     run_against_peer,
     run_threads,
 )
-from .run import candidate_table, child, machine, median_of, parse_run_args, run_rounds, save_results
+from .rst import write_rst
+from .run import RESULTS, candidate_table, child, machine, median_of, parse_run_args, run_rounds, save_results
 from .trial import pending_futures_coroutines, trio_comms_threads, trio_tasks
 
 TASK_LEVELS = [1, 10, 100, 1000]
@@ -227,11 +228,12 @@ def main() -> None:
     wrong = int(sum(t["wrong"] for value in trials.values() for t in value))
     report = render(medians, repeats, seconds, wrong)
     print(report)
-    save_results(
+    stamp = save_results(
         "airflow-quick" if quick else "airflow-{stamp}",
         {"versions": versions(), "repeats": repeats, "seconds": seconds, "medians": medians,
          "misrouted": wrong, "report": report},
     )
+    write_rst(RESULTS / ("airflow-quick.rst" if quick else "airflow.rst"), "make bench-airflow", report, stamp)
     if wrong:
         raise SystemExit(f"{wrong} replies were not their caller's own")
 

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .rst import write_rst
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -108,6 +110,7 @@ def main() -> None:
         {"repeats": repeats, "seconds": seconds, "medians": medians, "memory": memory, "misrouted": wrong,
          "report": report},
     )
+    write_rst(RESULTS / ("quick.rst" if quick else "bench.rst"), "make bench", report, stamp)
     chart = RESULTS / ("quick.png" if quick else "throughput.png")
     if draw_chart(medians, chart, stamp):
         print(f"saved {chart.relative_to(ROOT)}")

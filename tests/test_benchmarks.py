@@ -68,3 +68,14 @@ def test_the_airflow_report_states_every_ratio() -> None:
     # threads (2,000) over the task SDK's CommsDecoder (7,000), three thread levels
     assert f"| threads / {airflow.TASK_SDK}, threads | 0.29× | 0.29× | 0.29× | |" in report
     assert "apache-airflow-core" in report
+
+
+def test_a_report_becomes_the_performance_page_s_rst() -> None:
+    from benchmarks.rst import to_rst
+
+    report = "Medians of 3; `x` first.\n\n| a | b |\n| --- | ---: |\n| `one` | 2 |\n\n- a bullet"
+    assert to_rst(report) == (
+        "Medians of 3; ``x`` first.\n\n"
+        ".. list-table::\n   :header-rows: 1\n\n   * - a\n     - b\n   * - ``one``\n     - 2\n\n"
+        "- a bullet\n"
+    )
