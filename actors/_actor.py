@@ -15,6 +15,7 @@ only through :meth:`CommsActor.post`, which queues an operation in the actor's
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
@@ -97,7 +98,7 @@ class CommsActor:
         self._next_id = 1  # id 0 is the peer's unsolicited hello
         self._wake: WakeBatch = {}
 
-        self._inbox = Inbox(after_drain=self._flush_wakeups)
+        self._inbox = Inbox(after_drain=self._flush_wakeups, undeliverable=self._undeliverable)
         self.thread_id = -1
 
     @property
@@ -276,19 +277,22 @@ class CommsActor:
         try:
             self._inbox.post(operation, slot)
         except trio.RunFinishedError:
-            if slot.try_claim():
-                cause = self.lifecycle.cause or trio.ClosedResourceError("the actor's trio run has finished")
-                wake: WakeBatch = {}
-                slot.resolve(None, closed_error(cause), wake)
-                flush_wakeups(wake)
+            self._undeliverable(slot)
 
-    def post_all(self, operation: Callable[[ReplySlot], None], slots: list[ReplySlot]) -> None:
-        """:meth:`post` for several slots at once: one wake-up of the actor's thread."""
-        try:
-            self._inbox.post_all(operation, slots)
-        except trio.RunFinishedError:
-            for slot in slots:
-                self.post(operation, slot)  # each fails with ChannelClosed
+    def post_from_loop(
+        self, loop: asyncio.AbstractEventLoop, operation: Callable[[ReplySlot], None], slot: ReplySlot
+    ) -> None:
+        """:meth:`post` from a coroutine on ``loop``, batched with the rest of that
+        loop's iteration (see :class:`~actors._inbox.Inbox`)."""
+        self._inbox.post_from_loop(loop, operation, slot)
+
+    def _undeliverable(self, slot: ReplySlot) -> None:
+        """A slot posted after the actor's trio run ended (on the poster's thread)."""
+        if slot.try_claim():
+            cause = self.lifecycle.cause or trio.ClosedResourceError("the actor's trio run has finished")
+            wake: WakeBatch = {}
+            slot.resolve(None, closed_error(cause), wake)
+            flush_wakeups(wake)
 
     def _flush_wakeups(self) -> None:
         if self._wake:

@@ -36,7 +36,7 @@ from ._context import outgoing_carrier
 from ._errors import LoopThreadError, RequestTimeout
 from ._observable import Observable
 from ._options import check_timeout
-from ._slots import AsyncioSlot, CrossThreadSlot, ForeignTrioSlot, ReplySlot, ThreadSlot, TrioSlot
+from ._slots import AsyncioSlot, CrossThreadSlot, ForeignTrioSlot, ThreadSlot, TrioSlot
 from ._state import ChannelState
 from ._stats import CommsStatistics
 
@@ -63,9 +63,6 @@ class Comms(metaclass=NoPublicConstructor):
         self._codec = codec
         self._default_timeout = default_timeout
         self._max_body = max_request_body(actor.max_frame_size)
-        # Requests from asyncio coroutines, by loop, not yet handed to the actor: each
-        # loop hands over everything its callers made in one iteration at once.
-        self._asyncio_unposted: dict[asyncio.AbstractEventLoop, list[ReplySlot]] = {}
 
     def __repr__(self) -> str:
         return f"<actors.Comms {self._actor.lifecycle.state.name}>"
@@ -231,11 +228,7 @@ class Comms(metaclass=NoPublicConstructor):
         actor = self._actor
         fields, field_count = self._pack(message, carrier)
         slot = AsyncioSlot(fields, field_count, type(message), loop)
-        unposted = self._asyncio_unposted.get(loop)
-        if unposted is None:
-            unposted = self._asyncio_unposted[loop] = []
-            loop.call_soon(self._post_asyncio, loop)
-        unposted.append(slot)
+        actor.post_from_loop(loop, actor.submit, slot)
         future = slot.future
         timer = None if timeout is None else loop.call_later(timeout, _expire, future)
         try:
@@ -254,12 +247,6 @@ class Comms(metaclass=NoPublicConstructor):
         # (or about to be, a few instructions away on the actor's thread).
         slot.wait_resolved()
         return slot.unwrap()
-
-    def _post_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hand the actor every request this loop's callers made in its last iteration:
-        one wake-up of the actor's thread (and one switch of the GIL to it) per
-        iteration, not per call, which is what a burst of calls costs the loop."""
-        self._actor.post_all(self._actor.submit, self._asyncio_unposted.pop(loop))
 
     async def _asend_foreign_trio(
         self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None

@@ -97,6 +97,14 @@ def test_exit_closes_the_channel_and_joins_the_thread() -> None:
         with pytest.raises(actors.ChannelClosed) as info:
             comms.send(Echo(text="y"))
         assert isinstance(info.value.__cause__, trio.ClosedResourceError)
+
+        async def from_asyncio_after_exit() -> None:
+            # Handed over at the loop's next iteration, to a trio run that is over.
+            async with asyncio.timeout(TEST_TIMEOUT):
+                await comms.asend(Echo(text="z"))
+
+        with pytest.raises(actors.ChannelClosed):
+            asyncio.run(from_asyncio_after_exit())
         assert ours.fileno() == -1  # the actor owned the socket and closed it
 
 
