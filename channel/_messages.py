@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, ForwardRef, Generic, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.preconf.msgpack import make_converter
 
+from ._converter import make_default_converter
 from ._errors import MessageDecodeError, MessageEncodeError
 from ._frames import PACKED_NIL, pack_value
 from ._util import short_repr
@@ -123,95 +122,6 @@ def _unpackable_path(value: object, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _strict(expected: type, accepted: tuple[type, ...]) -> Callable[[Any, type], Any]:
-    """A structure hook that accepts only ``accepted`` (never bool as a number)."""
-
-    def structure(value: Any, _: type) -> Any:
-        if type(value) in accepted:
-            return expected(value) if type(value) is not expected else value
-        raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
-
-    return structure
-
-
-def _structure_datetime(value: Any, _: type) -> datetime:
-    # msgpack Timestamp extensions arrive as aware datetimes; numbers are what
-    # cattrs' own msgpack preconf converter writes, so accept those too.
-    if type(value) is datetime:
-        return value
-    if type(value) in (int, float):
-        return datetime.fromtimestamp(value, UTC)
-    raise TypeError(f"expected datetime, got {type(value).__name__}")
-
-
-def _shape_guard(
-    accepted: tuple[type, ...], what: str, inner: Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]
-) -> Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]:
-    """A structure hook factory that refuses a value whose msgpack kind is not
-    ``accepted`` before cattrs' own hook (``inner``) iterates it: left alone, cattrs
-    turns the string ``"ab"`` into ``["a", "b"]`` and a map into a list of its keys."""
-
-    def factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
-        structure = inner(type_, converter)
-
-        def guarded(value: Any, type_: Any) -> Any:
-            if type(value) not in accepted:
-                raise TypeError(f"expected {what}, got {type(value).__name__}")
-            return structure(value, type_)
-
-        return guarded
-
-    return factory
-
-
-def _bound(method: str) -> Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]:
-    # cattrs' own set and tuple hooks are converter methods, not public factories.
-    return lambda _type, converter: getattr(converter, method)
-
-
-def _guard_containers(converter: cattrs.Converter) -> None:
-    from cattrs.cols import (
-        is_any_set,
-        is_frozenset,
-        is_mapping,
-        is_sequence,
-        list_structure_factory,
-        mapping_structure_factory,
-    )
-
-    arrays = (list, tuple)
-    for predicate, factory in (
-        (lambda t: is_sequence(t) and not _is_tuple(t), _shape_guard(arrays, "an array", list_structure_factory)),
-        (_is_tuple, _shape_guard(arrays, "an array", _bound("_structure_tuple"))),
-        (is_frozenset, _shape_guard(arrays, "an array", _bound("_structure_frozenset"))),
-        (lambda t: is_any_set(t) and not is_frozenset(t), _shape_guard(arrays, "an array", _bound("_structure_set"))),
-        (is_mapping, _shape_guard((dict,), "a map", mapping_structure_factory)),
-    ):
-        converter.register_structure_hook_factory(predicate, factory)
-
-
-def _is_tuple(type_: Any) -> bool:
-    return type_ is tuple or get_origin(type_) is tuple
-
-
-def _make_default_converter() -> cattrs.Converter:
-    converter = make_converter()
-    _guard_containers(converter)
-    for expected, accepted in (
-        (int, (int,)),
-        (float, (float, int)),
-        (str, (str,)),
-        (bool, (bool,)),
-        (bytes, (bytes,)),
-    ):
-        converter.register_structure_hook(expected, _strict(expected, accepted))
-    # Aware datetimes travel as msgpack Timestamp extensions (what msgspec, and so
-    # Airflow, writes); pack_value rejects naive ones with a MessageEncodeError.
-    converter.register_unstructure_hook(datetime, lambda value: value)
-    converter.register_structure_hook(datetime, _structure_datetime)
-    return converter
-
-
 _NAMED_FAILURES = 5  # the most fields one error names; a hostile body may have thousands
 
 
@@ -265,7 +175,7 @@ class Codec:
     def __init__(
         self, message_classes: Iterable[type], *, converter: cattrs.Converter | None = None
     ) -> None:
-        self._converter = converter if converter is not None else _make_default_converter()
+        self._converter = converter if converter is not None else make_default_converter()
         # Decoding runs once per reply: a copy without cattrs' detailed validation
         # structures a good body in two thirds of the time; a body it rejects is
         # structured again by the detailed one, whose error names the field path.

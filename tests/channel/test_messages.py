@@ -272,3 +272,22 @@ def test_a_container_field_takes_only_its_own_msgpack_kind(field: str, value: ob
     # string "xy" decoded as run_ids=["x", "y"] and a map as the list of its keys.
     with pytest.raises(MessageDecodeError, match=r"expected (list|dict|set)"):
         CODEC.decode({"type": "GetTaskStates", "dag_id": "d", field: value})
+
+
+def test_each_container_kind_comes_back_as_its_own_type_and_refuses_a_string() -> None:
+    # The guards are registered so that the narrower kind wins (a tuple is also a
+    # sequence, a frozenset also a set): each decodes to its own type.
+    @attrs.frozen
+    class Kinds:
+        items: tuple[int, ...] = ()
+        pair: tuple[int, str] = (0, "")
+        tags: set[str] = attrs.field(factory=set)
+        frozen: frozenset[int] = frozenset()
+
+    codec = Codec([Kinds])
+    decoded = codec.decode({"type": "Kinds", "items": [1, 2], "pair": [3, "c"], "tags": ["a"], "frozen": [4]})
+    assert decoded == Kinds(items=(1, 2), pair=(3, "c"), tags={"a"}, frozen=frozenset({4}))
+    assert (type(decoded.tags), type(decoded.frozen)) == (set, frozenset)
+    for field in ("items", "pair", "tags", "frozen"):
+        with pytest.raises(MessageDecodeError, match=rf"\$\.{field}: .*expected (tuple|set|frozenset)"):
+            codec.decode({"type": "Kinds", field: "ab"})
