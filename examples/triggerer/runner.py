@@ -6,40 +6,33 @@ the runner's watchdog thread can still tell the job which trigger is to blame. T
 main loop syncs with the job every half second (its heartbeat): it reports finished
 triggers and receives triggers to start and to cancel. Two hosts run the same kinds:
 a trio loop (default) and an asyncio loop, as an Airflow-style asyncio triggerer
-would adopt trio-comms. The runner ends when its channel closes.
+would adopt trio-comms (their loops are :mod:`.hosts`). The runner ends when its
+channel closes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections.abc
-import concurrent.futures
-import contextlib
-import math
 import resource
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
 import actors
 
-from .kinds import Host, Stats, Trigger
+from .hosts import TICK_EVERY, AsyncioHost, RunnerHost, TrioHost
+from .kinds import Stats, Trigger
 from .messages import CODEC, LoopBlocked, Sync, TriggerEvent
 
 T = TypeVar("T")
 
 SYNC_EVERY = 0.5
-TICK_EVERY = 0.05
-# Thread work here mostly waits for the job's replies (blocking sends, an
-# async_to_sync loop per call) rather than computing: more threads than trio's
-# default 40 keep it from queueing; admission control watches what still waits.
-WORKER_THREADS = 200
 
 
 class Runner:
@@ -152,73 +145,6 @@ class Runner:
                 return
 
 
-class TrioStepTimer(trio.abc.Instrument):
-    """Times each trio task step, and knows which trigger (if any) the task runs:
-    the trigger's own task, or a task in a nursery under it (a gather)."""
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.trigger_of: dict[trio.lowlevel.Task, int] = {}  # each trigger's own task
-
-    def _trigger(self, task: trio.lowlevel.Task) -> int | None:
-        while True:
-            trigger_id = self.trigger_of.get(task)
-            if trigger_id is not None or task.parent_nursery is None:
-                return trigger_id
-            task = task.parent_nursery.parent_task
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self.runner.step_began(self._trigger(task))
-
-    def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        self.runner.step_ended()
-
-
-class _TimedSteps(collections.abc.Coroutine[Any, Any, T]):
-    """An asyncio trigger's coroutine, each step of which (a ``send`` or ``throw``
-    from its task) is timed and attributed to the trigger: asyncio's equivalent of a
-    trio instrument, for one task."""
-
-    def __init__(self, runner: Runner, trigger_id: int, coroutine: collections.abc.Coroutine[Any, Any, T]) -> None:
-        self._runner = runner
-        self._trigger_id = trigger_id
-        self._coroutine = coroutine
-
-    def send(self, value: Any) -> Any:
-        self._runner.step_began(self._trigger_id)
-        try:
-            return self._coroutine.send(value)
-        finally:
-            self._runner.step_ended()
-
-    def throw(self, *args: Any) -> Any:
-        self._runner.step_began(self._trigger_id)
-        try:
-            return self._coroutine.throw(*args)
-        finally:
-            self._runner.step_ended()
-
-    def close(self) -> None:
-        self._coroutine.close()
-
-    def __await__(self) -> Any:
-        return self
-
-
-async def run_one_trigger(runner: Runner, trigger_id: int, trigger: Trigger, timeout_cm: Any) -> None:
-    """Run one trigger within its timeout."""
-    result: str | None = None
-    error: BaseException | None = None
-    try:
-        with timeout_cm:
-            result = await trigger.run()
-    except Exception as exc:
-        error = exc
-    if result is None and error is None:  # the deadline ended it
-        error = TimeoutError(f"no outcome within {runner.args.trigger_timeout:g} s")
-    runner.finished(trigger_id, result, error)
-
-
 async def run(runner: Runner, host: RunnerHost) -> None:
     """The runner's main loop, the same on either host: sync with the job (the
     heartbeat), cancel and start what it answers, sleep, again, until the channel
@@ -239,143 +165,6 @@ async def run(runner: Runner, host: RunnerHost) -> None:
         pass  # the job is gone or done with us: end
     finally:
         runner.closed = True
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> Any: ...
-
-
-class RunnerHost(Host, Protocol):
-    """What the main loop needs from its event loop, beyond what triggers need."""
-
-    caller: str  # how the triggers' own requests are counted: "trio_task" or "asyncio_task"
-
-    def start(self, trigger_id: int, trigger: Trigger) -> Cancellable:
-        """Start running ``trigger`` within its deadline; the handle cancels it."""
-        ...
-
-
-# ------------------------------------------------------------------ trio host
-
-
-class TrioHost:
-    caller = "trio_task"
-
-    def __init__(self, runner: Runner, nursery: trio.Nursery, timer: TrioStepTimer) -> None:
-        self.runner = runner
-        self.nursery = nursery
-        self.timer = timer
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def open(cls, runner: Runner) -> AsyncIterator[TrioHost]:
-        """The host, its step timer and its tick; leaving cancels every trigger."""
-        trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-        timer = TrioStepTimer(runner)
-        trio.lowlevel.add_instrument(timer)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(tick, runner, trio.sleep)
-            yield cls(runner, nursery, timer)
-            nursery.cancel_scope.cancel()
-
-    def start(self, trigger_id: int, trigger: Trigger) -> trio.CancelScope:
-        scope = trio.CancelScope()
-
-        async def run_trigger() -> None:
-            task = trio.lowlevel.current_task()
-            self.timer.trigger_of[task] = trigger_id
-            try:
-                with scope:
-                    deadline = trio.move_on_after(self.runner.args.trigger_timeout)
-                    await run_one_trigger(self.runner, trigger_id, trigger, deadline)
-            finally:
-                del self.timer.trigger_of[task]
-
-        self.nursery.start_soon(run_trigger)
-        return scope
-
-    async def sleep(self, seconds: float) -> None:
-        await trio.sleep(seconds)
-
-    async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await self.runner.in_thread(fn, lambda work: trio.to_thread.run_sync(work, abandon_on_cancel=True))
-
-    async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
-        async with trio.open_nursery() as nursery:
-            for call in calls:
-                nursery.start_soon(call)
-
-
-async def tick(runner: Runner, sleep: Callable[[float], Awaitable[None]]) -> None:
-    """The loop's 50 ms tick, whose lateness is its lag."""
-    while True:
-        runner.ticked()
-        await sleep(TICK_EVERY)
-
-
-# ------------------------------------------------------------------ asyncio host
-
-
-class AsyncioHost:
-    caller = "asyncio_task"
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def open(cls, runner: Runner) -> AsyncIterator[AsyncioHost]:
-        """The host and its tick; leaving cancels every trigger."""
-        asyncio.get_running_loop().set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="trigger")
-        )
-        tick_task = asyncio.create_task(tick(runner, asyncio.sleep))
-        try:
-            yield cls(runner)
-        finally:
-            tick_task.cancel()
-            for task in list(runner.running.values()):
-                task.cancel()
-
-    def start(self, trigger_id: int, trigger: Trigger) -> asyncio.Task[None]:
-        deadline = _AsyncioTimeout(self.runner.args.trigger_timeout)
-        return asyncio.create_task(_TimedSteps(self.runner, trigger_id, run_one_trigger(self.runner, trigger_id, trigger, deadline)))
-
-    async def sleep(self, seconds: float) -> None:
-        if math.isinf(seconds):
-            await asyncio.Event().wait()
-        await asyncio.sleep(seconds)
-
-    async def to_thread(self, fn: Callable[[], T]) -> T:
-        return await self.runner.in_thread(fn, asyncio.to_thread)
-
-    async def gather(self, calls: list[Callable[[], Awaitable[Any]]]) -> None:
-        await asyncio.gather(*(call() for call in calls))
-
-
-class _AsyncioTimeout:
-    """``with``-able deadline for a trigger on asyncio: cancels its task at the deadline."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-
-    def __enter__(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-
-        def expire() -> None:
-            self.expired = True
-            task.cancel()
-
-        self._handle = asyncio.get_running_loop().call_later(self.seconds, expire)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        self._handle.cancel()
-        if self.expired and exc_type is asyncio.CancelledError:
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            return True
-        return False
 
 
 async def trio_main(sock: socket.socket, args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from examples.triggerer.runner import TrioStepTimer, _TimedSteps
+from examples.triggerer.hosts import TrioStepTimer, _TimedSteps
 
 
 class StepLog:
