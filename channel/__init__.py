@@ -15,11 +15,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._bounds import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
-from ._decoder import END_OF_STREAM as END_OF_STREAM
-from ._decoder import NEED_DATA as NEED_DATA
 from ._decoder import FrameDecoder as FrameDecoder
-from ._decoder import OversizedFrame as OversizedFrame
-from ._decoder import RejectedFrame as RejectedFrame
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body
 from ._error_body import read_error_body as read_error_body
@@ -32,6 +28,10 @@ from ._errors import MessageError as MessageError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import TruncatedFrame as TruncatedFrame
+from ._events import END_OF_STREAM as END_OF_STREAM
+from ._events import NEED_DATA as NEED_DATA
+from ._events import OversizedFrame as OversizedFrame
+from ._events import RejectedFrame as RejectedFrame
 from ._frames import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._frames import FRAME_TOO_LARGE as FRAME_TOO_LARGE
 from ._frames import RequestFrame as RequestFrame

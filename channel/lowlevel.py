@@ -9,10 +9,10 @@ the codec uses. They are stable, but shaped for speed rather than comfort.
 """
 
 from ._bounds import max_containers as max_containers
-from ._decoder import DecoderEvent as DecoderEvent
-from ._decoder import FrameFields as FrameFields
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import pack_error_body as pack_error_body
+from ._events import DecoderEvent as DecoderEvent
+from ._events import FrameFields as FrameFields
 from ._frames import PACKED_NIL as PACKED_NIL
 from ._frames import check_request_size as check_request_size
 from ._frames import frame_head as frame_head
