@@ -40,7 +40,9 @@ async def test_asend_never_blocks_the_asyncio_loop_it_is_awaited_on() -> None:
                     token.run_sync_soon(loop_ran_other_work.set)
 
                 call = asyncio.ensure_future(comms.asend(Echo(text="x")))
-                await asyncio.sleep(0)  # let asend start and park on its future
+                # One loop iteration, not a wait: the task's first step runs (asend
+                # parks on its future) before other_work, in asyncio's FIFO order.
+                await asyncio.sleep(0)
                 await other_work()
                 return await call
 
@@ -65,7 +67,7 @@ async def test_asyncio_timeout_and_cancel_fail_only_that_coroutine() -> None:
                 with pytest.raises(actors.RequestTimeout):
                     await comms.asend(Echo(text="timeout"), timeout=0.05)
                 task = asyncio.ensure_future(comms.asend(Echo(text="cancel")))
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # one iteration: the call is parked when cancelled
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
