@@ -15,7 +15,6 @@ only through :meth:`CommsActor.post`, which queues an operation in the actor's
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import threading
@@ -99,6 +98,9 @@ class CommsActor:
         self._wake: WakeBatch = {}
 
         self._inbox = Inbox(after_drain=self._flush_wakeups, undeliverable=self._undeliverable)
+        # post, from a coroutine on an asyncio loop, batched with the rest of that
+        # loop's iteration (see Inbox): the inbox's own method, with no frame between.
+        self.post_from_loop = self._inbox.post_from_loop
         self.thread_id = -1
 
     @property
@@ -278,13 +280,6 @@ class CommsActor:
             self._inbox.post(operation, slot)
         except trio.RunFinishedError:
             self._undeliverable(slot)
-
-    def post_from_loop(
-        self, loop: asyncio.AbstractEventLoop, operation: Callable[[ReplySlot], None], slot: ReplySlot
-    ) -> None:
-        """:meth:`post` from a coroutine on ``loop``, batched with the rest of that
-        loop's iteration (see :class:`~actors._inbox.Inbox`)."""
-        self._inbox.post_from_loop(loop, operation, slot)
 
     def _undeliverable(self, slot: ReplySlot) -> None:
         """A slot posted after the actor's trio run ended (on the poster's thread)."""
