@@ -11,7 +11,9 @@ models. The candidates, interleaved and repeated like ``make bench``:
 - the faithful asyncio pending-futures reference, untyped and typed;
 - Airflow 3.3.2's ``TriggerCommsDecoder`` (``airflow.jobs.triggerer_job_runner``),
   from coroutines (``asend``) and from threads (``send``);
-- the task SDK's ``CommsDecoder`` (``airflow.sdk.execution_time.comms``) from threads.
+- the task SDK's ``CommsDecoder`` (``airflow.sdk.execution_time.comms``) from threads;
+- the bare trio reference (``references.ParkedTasks``), untyped and typed: what any
+  trio design with a reader task costs at the least, beside the real class.
 
     python -m benchmarks.airflow [--repeats 3] [--seconds 1.0] [--quick]
     python -m benchmarks.airflow trial CANDIDATE CONCURRENCY SECONDS
@@ -43,7 +45,7 @@ from .common import (
 )
 from .rst import write_rst
 from .run import RESULTS, candidate_table, child, machine, median_of, parse_run_args, run_rounds, save_results
-from .trial import pending_futures_coroutines, trio_comms_threads, trio_tasks
+from .trial import parked_tasks, pending_futures_coroutines, trio_comms_threads, trio_tasks
 
 TASK_LEVELS = [1, 10, 100, 1000]
 THREAD_LEVELS = [1, 10, 100]
@@ -57,6 +59,8 @@ GRID: list[tuple[str, list[int]]] = [
     (f"{TRIGGER}, coroutines (asend)", TASK_LEVELS),
     (f"{TRIGGER}, threads (send)", THREAD_LEVELS),
     (f"{TASK_SDK}, threads (send)", THREAD_LEVELS),
+    ("reference: trio parked tasks, untyped", TASK_LEVELS),
+    ("reference: trio parked tasks, typed", TASK_LEVELS),
 ]
 
 # Answers every request [id, {"type": "GetVariable", "key": k}, ...] with
@@ -169,6 +173,8 @@ CANDIDATES: dict[str, Candidate] = {
     f"{TRIGGER}, coroutines (asend)": trigger_coroutines,
     f"{TRIGGER}, threads (send)": trigger_threads,
     f"{TASK_SDK}, threads (send)": task_sdk_threads,
+    "reference: trio parked tasks, untyped": parked_tasks(None, UNTYPED),
+    "reference: trio parked tasks, typed": parked_tasks(CODEC, TYPED),
 }
 
 
@@ -212,6 +218,10 @@ def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: 
         f"| trio tasks / {TRIGGER}, coroutines | {ratios(tasks, f'{TRIGGER}, coroutines (asend)', TASK_LEVELS)} |",
         f"| trio tasks / asyncio pending futures, untyped | "
         f"{ratios(tasks, 'reference: asyncio pending futures, coroutines, untyped', TASK_LEVELS)} |",
+        f"| trio tasks / trio parked tasks, typed | "
+        f"{ratios(tasks, 'reference: trio parked tasks, typed', TASK_LEVELS)} |",
+        f"| trio parked tasks, untyped / {TRIGGER}, coroutines | "
+        f"{ratios('reference: trio parked tasks, untyped', f'{TRIGGER}, coroutines (asend)', TASK_LEVELS)} |",
         f"| threads / {TRIGGER}, threads | {ratios(threads, f'{TRIGGER}, threads (send)', THREAD_LEVELS)} |",
         f"| threads / {TASK_SDK}, threads | {ratios(threads, f'{TASK_SDK}, threads (send)', THREAD_LEVELS)} |",
     ]

@@ -15,6 +15,11 @@ The designs:
 - :class:`PendingFutures` is Airflow 3.2+'s ``TriggerCommsDecoder``: one reader task
   resolving a dict of futures by id, each coroutine writing its own frame with
   ``StreamWriter.write``, threads bridged with ``run_coroutine_threadsafe``.
+- :class:`ParkedTasks` is the same design on trio, with nothing else: one reader task
+  rescheduling a dict of parked tasks by id, each task writing its own frame on the
+  socket's fd. It has no limits, deadlines, cancellation or checks, so it is what
+  any trio design with a reader task costs at the least: the bound for trio-comms'
+  trio tasks, as ``PendingFutures`` untyped is for asyncio designs.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import socket
 import struct
 import threading
 from typing import Any
 
 import msgpack
+import outcome
+import trio
 
 from channel import Codec
 
@@ -119,3 +127,77 @@ class PendingFutures:
         with contextlib.suppress(asyncio.CancelledError, asyncio.IncompleteReadError):
             await self._reader_task
         self._writer.close()
+
+
+class ParkedTasks:
+    """A reader task and a dict of parked trio tasks by id; each task writes its own frame.
+
+    Writes go straight to the socket's fd; what the socket does not take waits in one
+    buffer for a writer task (and later frames queue behind it, so frames never
+    interleave). Reads go into one reused buffer; frames are cut by their length
+    prefix and unpacked with ``msgpack.unpackb``. Start :meth:`run` in a nursery
+    (``await nursery.start(comms.run)``), call :meth:`asend` from the tasks of that run.
+    """
+
+    def __init__(self, sock: socket.socket, codec: Codec | None) -> None:
+        sock.setblocking(False)
+        self._fd = sock.fileno()
+        self._flavour = Flavour(codec)
+        self._ids = itertools.count(1)
+        self._parked: dict[int, trio.lowlevel.Task] = {}
+        self._unsent = bytearray()
+        self._writer: trio.lowlevel.Task | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read and route replies; finish writes the socket took in part. Until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._write_rest)
+            task_status.started()
+            await self._read_loop()
+
+    async def _read_loop(self) -> None:
+        fd, parked = self._fd, self._parked
+        chunk = bytearray(256 * 1024)
+        buffer = bytearray()
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            received = os.readv(fd, (chunk,))
+            if not received:
+                raise EOFError("peer closed")
+            buffer += memoryview(chunk)[:received]
+            pos, size = 0, len(buffer)
+            while size - pos >= 4:
+                end = pos + 4 + int.from_bytes(buffer[pos : pos + 4], "big")
+                if end > size:
+                    break
+                frame_id, body = msgpack.unpackb(buffer[pos + 4 : end])
+                pos = end
+                trio.lowlevel.reschedule(parked.pop(frame_id), outcome.Value(body))
+            del buffer[:pos]
+
+    async def _write_rest(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._writer = trio.lowlevel.current_task()
+        task_status.started()
+        while True:
+            await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+            while self._unsent:
+                await trio.lowlevel.wait_writable(self._fd)
+                del self._unsent[: os.write(self._fd, self._unsent)]
+
+    async def asend(self, message: Any) -> Any:
+        frame_id = next(self._ids)
+        data = self._flavour.frame(frame_id, message)
+        if self._unsent:
+            self._unsent += data
+        else:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                written = 0
+            if written < len(data):
+                self._unsent += data[written:]
+                assert self._writer is not None
+                trio.lowlevel.reschedule(self._writer)
+        self._parked[frame_id] = trio.lowlevel.current_task()
+        body = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
+        return self._flavour.reply(body)

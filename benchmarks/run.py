@@ -40,6 +40,8 @@ GRID: list[tuple[str, list[int]]] = [
     ("reference: asyncio pending futures, coroutines, typed", TASK_LEVELS),
     ("reference: asyncio pending futures, threads, untyped", THREAD_LEVELS),
     ("reference: asyncio pending futures, threads, typed", THREAD_LEVELS),
+    ("reference: trio parked tasks, untyped", TASK_LEVELS),
+    ("reference: trio parked tasks, typed", TASK_LEVELS),
     ("limit: raw socket, K frames per sendall, msgpack.Unpacker", TASK_LEVELS),
 ]
 
@@ -191,7 +193,7 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
         return f"{m[a]['rps'] / m[b]['rps']:.2f}×" if m[b]["rps"] else "n/a"
 
     tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
-    futures = "reference: asyncio pending futures"
+    futures, parked = "reference: asyncio pending futures", "reference: trio parked tasks"
     lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall, msgpack.Unpacker"
     lines += ["", "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |", "| --- |" + " ---: |" * 4]
     for flavour in ("untyped", "typed"):
@@ -199,6 +201,15 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
             f"| trio tasks / asyncio pending futures, coroutines, {flavour} | "
             + " | ".join(ratio(f"{tasks}|{c}", f"{futures}, coroutines, {flavour}|{c}") for c in TASK_LEVELS) + " |"
         )
+    for flavour in ("untyped", "typed"):
+        lines.append(
+            f"| trio tasks / trio parked tasks, {flavour} | "
+            + " | ".join(ratio(f"{tasks}|{c}", f"{parked}, {flavour}|{c}") for c in TASK_LEVELS) + " |"
+        )
+    lines.append(
+        "| trio parked tasks / asyncio pending futures, coroutines, untyped | "
+        + " | ".join(ratio(f"{parked}, untyped|{c}", f"{futures}, coroutines, untyped|{c}") for c in TASK_LEVELS) + " |"
+    )
     lines.append("| trio tasks / raw limit | " + " | ".join(ratio(f"{tasks}|{c}", f"{limit}|{c}") for c in TASK_LEVELS) + " |")
     for flavour in ("untyped", "typed"):
         lines.append(

@@ -35,7 +35,7 @@ from .common import (
     run_threads,
     trio_callers,
 )
-from .references import LockSerialized, PendingFutures
+from .references import LockSerialized, ParkedTasks, PendingFutures
 
 _LENGTH = struct.Struct(">I")
 
@@ -114,6 +114,22 @@ def pending_futures_coroutines(codec: Codec | None, work: Workload) -> Candidate
     return run
 
 
+def parked_tasks(codec: Codec | None, work: Workload) -> Candidate:
+    """The bare trio reference from trio tasks; untyped when ``codec`` is None."""
+
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        async def main() -> None:
+            comms = ParkedTasks(sock, codec)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(comms.run)
+                await trio_callers(comms.asend, concurrency, rec, work)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+
+    return run
+
+
 def pending_futures_threads(typed: bool) -> Candidate:
     def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
         comms = PendingFutures(sock, CODEC if typed else None)
@@ -178,6 +194,8 @@ CANDIDATES: dict[str, Candidate] = {
     "reference: asyncio pending futures, coroutines, typed": pending_futures_coroutines(CODEC, PINGS),
     "reference: asyncio pending futures, threads, untyped": pending_futures_threads(typed=False),
     "reference: asyncio pending futures, threads, typed": pending_futures_threads(typed=True),
+    "reference: trio parked tasks, untyped": parked_tasks(None, UNTYPED_PINGS),
+    "reference: trio parked tasks, typed": parked_tasks(CODEC, PINGS),
     "limit: raw socket, K frames per sendall, msgpack.Unpacker": raw_pipelined,
 }
 
