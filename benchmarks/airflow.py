@@ -12,8 +12,10 @@ models. The candidates, interleaved and repeated like ``make bench``:
 - Airflow 3.3.2's ``TriggerCommsDecoder`` (``airflow.jobs.triggerer_job_runner``),
   from coroutines (``asend``) and from threads (``send``);
 - the task SDK's ``CommsDecoder`` (``airflow.sdk.execution_time.comms``) from threads;
-- the bare trio reference (``references.ParkedTasks``), untyped and typed: what any
-  trio design with a reader task costs at the least, beside the real class.
+- the bare trio references: ``references.ParkedTasks`` (untyped and typed), what any
+  trio design with a reader task costs at the least, and ``references.HandOver``
+  (typed), what threads handing requests to one socket-owning trio thread cost at the
+  least; each beside the real class it is measured against.
 
     python -m benchmarks.airflow [--repeats 3] [--seconds 1.0] [--quick]
     python -m benchmarks.airflow trial CANDIDATE CONCURRENCY SECONDS
@@ -45,7 +47,7 @@ from .common import (
 )
 from .rst import write_rst
 from .run import RESULTS, candidate_table, child, machine, median_of, parse_run_args, run_rounds, save_results
-from .trial import parked_tasks, pending_futures_coroutines, trio_comms_threads, trio_tasks
+from .trial import hand_over_threads, parked_tasks, pending_futures_coroutines, trio_comms_threads, trio_tasks
 
 TASK_LEVELS = [1, 10, 100, 1000]
 THREAD_LEVELS = [1, 10, 100]
@@ -61,6 +63,7 @@ GRID: list[tuple[str, list[int]]] = [
     (f"{TASK_SDK}, threads (send)", THREAD_LEVELS),
     ("reference: trio parked tasks, untyped", TASK_LEVELS),
     ("reference: trio parked tasks, typed", TASK_LEVELS),
+    ("reference: threads handing over to a trio thread, typed", THREAD_LEVELS),
 ]
 
 # Answers every request [id, {"type": "GetVariable", "key": k}, ...] with
@@ -175,6 +178,7 @@ CANDIDATES: dict[str, Candidate] = {
     f"{TASK_SDK}, threads (send)": task_sdk_threads,
     "reference: trio parked tasks, untyped": parked_tasks(None, UNTYPED),
     "reference: trio parked tasks, typed": parked_tasks(CODEC, TYPED),
+    "reference: threads handing over to a trio thread, typed": hand_over_threads(CODEC, TYPED),
 }
 
 
@@ -211,6 +215,7 @@ def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: 
         return " | ".join(cells) + " |" * (len(TASK_LEVELS) - len(levels))
 
     tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
+    hand_over = "reference: threads handing over to a trio thread, typed"
     lines += [
         "",
         "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |",
@@ -220,10 +225,15 @@ def render(m: dict[str, dict[str, float]], repeats: int, seconds: float, wrong: 
         f"{ratios(tasks, 'reference: asyncio pending futures, coroutines, untyped', TASK_LEVELS)} |",
         f"| trio tasks / trio parked tasks, typed | "
         f"{ratios(tasks, 'reference: trio parked tasks, typed', TASK_LEVELS)} |",
-        f"| trio parked tasks, untyped / {TRIGGER}, coroutines | "
-        f"{ratios('reference: trio parked tasks, untyped', f'{TRIGGER}, coroutines (asend)', TASK_LEVELS)} |",
+        *(
+            f"| trio parked tasks, {flavour} / {TRIGGER}, coroutines | "
+            f"{ratios(f'reference: trio parked tasks, {flavour}', f'{TRIGGER}, coroutines (asend)', TASK_LEVELS)} |"
+            for flavour in ("untyped", "typed")
+        ),
         f"| threads / {TRIGGER}, threads | {ratios(threads, f'{TRIGGER}, threads (send)', THREAD_LEVELS)} |",
         f"| threads / {TASK_SDK}, threads | {ratios(threads, f'{TASK_SDK}, threads (send)', THREAD_LEVELS)} |",
+        f"| threads handing over to a trio thread, typed / {TASK_SDK}, threads | "
+        f"{ratios(hand_over, f'{TASK_SDK}, threads (send)', THREAD_LEVELS)} |",
     ]
     return "\n".join(lines)
 

@@ -20,6 +20,10 @@ The designs:
   socket's fd. It has no limits, deadlines, cancellation or checks, so it is what
   any trio design with a reader task costs at the least: the bound for trio-comms'
   trio tasks, as ``PendingFutures`` untyped is for asyncio designs.
+- :class:`HandOver` is the single-owner design for threads with nothing else: each
+  thread hands its request to one trio thread that owns the socket (``run_sync_soon``)
+  and blocks on a lock the reader releases. It bounds trio-comms' threads as
+  ``ParkedTasks`` bounds its tasks: what the hand-overs cost, without a second writer.
 """
 
 from __future__ import annotations
@@ -150,12 +154,19 @@ class ParkedTasks:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read and route replies; finish writes the socket took in part. Until cancelled."""
+        await self.run_for(None, task_status=task_status)
+
+    async def run_for(
+        self, waiters: dict[int, list[Any]] | None, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """:meth:`run`, or with ``waiters``: each reply goes to ``waiters[id]`` (a list of
+        ``[request, held lock]``) as ``[body, lock]``, and its lock is released."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self._write_rest)
             task_status.started()
-            await self._read_loop()
+            await self._read_loop(waiters)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, waiters: dict[int, list[Any]] | None) -> None:
         fd, parked = self._fd, self._parked
         chunk = bytearray(256 * 1024)
         buffer = bytearray()
@@ -172,7 +183,12 @@ class ParkedTasks:
                     break
                 frame_id, body = msgpack.unpackb(buffer[pos + 4 : end])
                 pos = end
-                trio.lowlevel.reschedule(parked.pop(frame_id), outcome.Value(body))
+                if waiters is None:
+                    trio.lowlevel.reschedule(parked.pop(frame_id), outcome.Value(body))
+                else:
+                    waiter = waiters.pop(frame_id)
+                    waiter[0] = body
+                    waiter[1].release()
             del buffer[:pos]
 
     async def _write_rest(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -184,9 +200,8 @@ class ParkedTasks:
                 await trio.lowlevel.wait_writable(self._fd)
                 del self._unsent[: os.write(self._fd, self._unsent)]
 
-    async def asend(self, message: Any) -> Any:
-        frame_id = next(self._ids)
-        data = self._flavour.frame(frame_id, message)
+    def write(self, data: bytes) -> None:
+        """Write whole frames now, or after what waits (on the trio thread)."""
         if self._unsent:
             self._unsent += data
         else:
@@ -198,6 +213,62 @@ class ParkedTasks:
                 self._unsent += data[written:]
                 assert self._writer is not None
                 trio.lowlevel.reschedule(self._writer)
+
+    async def asend(self, message: Any) -> Any:
+        frame_id = next(self._ids)
+        self.write(self._flavour.frame(frame_id, message))
         self._parked[frame_id] = trio.lowlevel.current_task()
         body = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.SUCCEEDED)
         return self._flavour.reply(body)
+
+
+class HandOver:
+    """Threads hand requests to one trio thread that alone reads and writes the socket.
+
+    ``send`` (any thread but the trio one) passes the packed request and a held lock to
+    the trio thread with ``TrioToken.run_sync_soon``; there it gets its id and is
+    written at once, and the reader releases the lock with the reply stored beside it.
+    Use as a context manager: the trio thread runs while the block does.
+    """
+
+    def __init__(self, sock: socket.socket, codec: Codec | None) -> None:
+        self._sock = sock
+        self._flavour = Flavour(codec)
+        self._ids = itertools.count(1)  # used on the trio thread only
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.CancelScope | None = None
+
+    def __enter__(self) -> HandOver:
+        self._thread.start()
+        self._started.wait()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None and self._stop is not None
+        self._token.run_sync_soon(self._stop.cancel)
+        self._thread.join()
+
+    async def _main(self) -> None:
+        self._owner = ParkedTasks(self._sock, None)
+        self._waiting: dict[int, list[Any]] = {}
+        self._token = trio.lowlevel.current_trio_token()
+        with trio.CancelScope() as self._stop:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._owner.run_for, self._waiting)
+                self._started.set()
+
+    def _submit(self, waiter: list[Any]) -> None:
+        frame_id = next(self._ids)
+        self._waiting[frame_id] = waiter
+        self._owner.write(self._flavour.frame(frame_id, waiter[0]))
+
+    def send(self, message: Any) -> Any:
+        done = threading.Lock()
+        done.acquire()
+        waiter = [message, done]
+        assert self._token is not None
+        self._token.run_sync_soon(self._submit, waiter)
+        done.acquire()
+        return self._flavour.reply(waiter[0])

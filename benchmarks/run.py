@@ -42,6 +42,7 @@ GRID: list[tuple[str, list[int]]] = [
     ("reference: asyncio pending futures, threads, typed", THREAD_LEVELS),
     ("reference: trio parked tasks, untyped", TASK_LEVELS),
     ("reference: trio parked tasks, typed", TASK_LEVELS),
+    ("reference: threads handing over to a trio thread, typed", THREAD_LEVELS),
     ("limit: raw socket, K frames per sendall, msgpack.Unpacker", TASK_LEVELS),
 ]
 
@@ -194,6 +195,7 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
 
     tasks, threads = "trio-comms: trio tasks", "trio-comms: threads (send)"
     futures, parked = "reference: asyncio pending futures", "reference: trio parked tasks"
+    hand_over = "reference: threads handing over to a trio thread, typed"
     lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall, msgpack.Unpacker"
     lines += ["", "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |", "| --- |" + " ---: |" * 4]
     for flavour in ("untyped", "typed"):
@@ -220,6 +222,14 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
             f"| threads / lock-serialized, {flavour} | "
             + " | ".join(ratio(f"{threads}|{c}", f"{lock}, {flavour}|{c}") for c in THREAD_LEVELS) + " | |"
         )
+    lines.append(
+        "| threads / threads handing over to a trio thread, typed | "
+        + " | ".join(ratio(f"{threads}|{c}", f"{hand_over}|{c}") for c in THREAD_LEVELS) + " | |"
+    )
+    lines.append(
+        "| threads handing over to a trio thread / lock-serialized, typed | "
+        + " | ".join(ratio(f"{hand_over}|{c}", f"{lock}, typed|{c}") for c in THREAD_LEVELS) + " | |"
+    )
     tail = [
         f"{name} p99/p50 at 100 threads: {m[f'{name}|100']['p99_us'] / m[f'{name}|100']['p50_us']:.1f}×"
         for name in (threads, f"{futures}, threads, untyped", f"{lock}, untyped")

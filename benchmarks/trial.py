@@ -35,7 +35,7 @@ from .common import (
     run_threads,
     trio_callers,
 )
-from .references import LockSerialized, ParkedTasks, PendingFutures
+from .references import HandOver, LockSerialized, ParkedTasks, PendingFutures
 
 _LENGTH = struct.Struct(">I")
 
@@ -130,6 +130,16 @@ def parked_tasks(codec: Codec | None, work: Workload) -> Candidate:
     return run
 
 
+def hand_over_threads(codec: Codec | None, work: Workload) -> Candidate:
+    """The bare single-owner reference for threads; untyped when ``codec`` is None."""
+
+    def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
+        with HandOver(sock, codec) as comms:
+            run_threads(concurrency, blocking_loop(comms.send, rec, work))
+
+    return run
+
+
 def pending_futures_threads(typed: bool) -> Candidate:
     def run(sock: socket.socket, concurrency: int, rec: Recorder) -> None:
         comms = PendingFutures(sock, CODEC if typed else None)
@@ -196,6 +206,7 @@ CANDIDATES: dict[str, Candidate] = {
     "reference: asyncio pending futures, threads, typed": pending_futures_threads(typed=True),
     "reference: trio parked tasks, untyped": parked_tasks(None, UNTYPED_PINGS),
     "reference: trio parked tasks, typed": parked_tasks(CODEC, PINGS),
+    "reference: threads handing over to a trio thread, typed": hand_over_threads(CODEC, PINGS),
     "limit: raw socket, K frames per sendall, msgpack.Unpacker": raw_pipelined,
 }
 

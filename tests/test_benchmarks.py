@@ -67,6 +67,14 @@ def test_the_airflow_report_states_every_ratio() -> None:
     assert f"| trio tasks / {airflow.TRIGGER}, coroutines | 0.20× | 0.20× | 0.20× | 0.20× |" in report
     # threads (2,000) over the task SDK's CommsDecoder (7,000), three thread levels
     assert f"| threads / {airflow.TASK_SDK}, threads | 0.29× | 0.29× | 0.29× | |" in report
+    # the bare trio references (rows 7, 8 and 9) bound trio-comms: tasks over the typed
+    # parked tasks (9,000), the bare designs over the real classes
+    assert "| trio tasks / trio parked tasks, typed | 0.11× | 0.11× | 0.11× | 0.11× |" in report
+    assert f"| trio parked tasks, typed / {airflow.TRIGGER}, coroutines | 1.80× | 1.80× | 1.80× | 1.80× |" in report
+    assert (
+        f"| threads handing over to a trio thread, typed / {airflow.TASK_SDK}, threads | 1.43× | 1.43× | 1.43× | |"
+        in report
+    )
     assert "apache-airflow-core" in report
 
 
