@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, get_origin
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import cattrs
 from cattrs.preconf.msgpack import make_converter
@@ -17,11 +18,26 @@ def _strict(expected: type, accepted: tuple[type, ...]) -> Callable[[Any, type],
     """A structure hook that accepts only ``accepted`` (never bool as a number)."""
 
     def structure(value: Any, _: type) -> Any:
+        if type(value) is expected:  # the common case first: one test per field
+            return value
         if type(value) in accepted:
-            return expected(value) if type(value) is not expected else value
+            return expected(value)
         raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
 
     return structure
+
+
+def _optional_factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """``X | None``: cattrs' own hook looks up X's hook on every call; this one looks
+    it up once, when cattrs builds the hook for a class."""
+    args = get_args(type_)
+    inner = args[0] if args[1] is type(None) else args[1]
+    structure = converter.get_structure_hook(inner)
+
+    def optional(value: Any, _: Any) -> Any:
+        return None if value is None else structure(value, inner)
+
+    return optional
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:
@@ -81,6 +97,13 @@ def _guard_containers(converter: cattrs.Converter) -> None:
         converter.register_structure_hook_factory(predicate, factory)
 
 
+def _is_optional(type_: Any) -> bool:
+    # A union of one type with None (``X | None`` or ``Optional[X]``), as cattrs'
+    # own is_optional reads it.
+    args = get_args(type_)
+    return get_origin(type_) in (Union, UnionType) and len(args) == 2 and type(None) in args
+
+
 def _is_tuple(type_: Any) -> bool:
     return type_ is tuple or get_origin(type_) is tuple
 
@@ -91,6 +114,7 @@ def make_default_converter() -> cattrs.Converter:
     msgpack kind, and aware datetimes travel as msgpack Timestamps."""
     converter = make_converter()
     _guard_containers(converter)
+    converter.register_structure_hook_factory(_is_optional, _optional_factory)
     for expected, accepted in (
         (int, (int,)),
         (float, (float, int)),

@@ -114,6 +114,9 @@ def test_pack_equals_pack_of_encode() -> None:
         ({"type": "WireName", "n": True}, "WireName", "$.n", "expected int"),
         ({"type": "TaskStatesResult", "states": {"a": 1}}, "TaskStatesResult", "$.states['a']", "expected str"),
         ({"type": "GetTaskStates", "dag_id": "d", "when": "today"}, "GetTaskStates", "$.when", ""),
+        # an optional field takes None or exactly what its type takes
+        ({"type": "GetTaskStates", "dag_id": "d", "run_ids": "ab"}, "GetTaskStates", "$.run_ids", ""),
+        ({"type": "GetTaskStates", "dag_id": "d", "run_ids": [1]}, "GetTaskStates", "$.run_ids[0]", "expected str"),
     ],
 )
 def test_every_decode_failure_is_one_error_with_type_and_path(
