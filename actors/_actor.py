@@ -312,6 +312,8 @@ class CommsActor:
         Called only by the pump's writer, on the actor's thread.
         """
         unwritten = self._admitted_unwritten
+        if not unwritten:
+            return None
         in_flight = self._in_flight
         parts: list[bytes] = []
         size = 0

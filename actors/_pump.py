@@ -194,9 +194,10 @@ class FramePump(Generic[FrameT]):
         else:
             self.data_ready()
 
-    def write_at_pass_end(self) -> None:
-        """Called once per scheduler pass, before trio polls for I/O: write
-        everything made ready during the pass, in one write if it fits."""
+    def write_at_pass_end(self, timeout: float = 0.0) -> None:
+        """Called once per scheduler pass, before trio polls for I/O (as an
+        instrument's ``before_io_wait``): write everything made ready during the
+        pass, in one write if it fits."""
         if not self._dirty:
             return
         if self._unsent is not None or self._write_error is not None:
@@ -315,10 +316,8 @@ class _PassEndWrites(trio.abc.Instrument):
     on its thread, after every task that was runnable has run."""
 
     def __init__(self, pump: FramePump[Any]) -> None:
-        self._pump = pump
-
-    def before_io_wait(self, timeout: float) -> None:
-        self._pump.write_at_pass_end()
+        # The pump's method itself, with no frame between: trio calls it every pass.
+        self.before_io_wait = pump.write_at_pass_end  # type: ignore[method-assign]
 
 
 def _nothing() -> None:

@@ -124,6 +124,8 @@ class FrameDecoder(Generic[FrameT]):
             raise ValueError(f"max_depth must be an int in 1..512, not {max_depth!r}")
         self._frame_type: type[FrameT] = frame_type
         self._max_frame_size = max_frame_size
+        # The fast path's bound on a frame: plainly unpacked and within the limit.
+        self._plain_max = min(PLAIN_UNPACK_MAX, max_frame_size)
         self._max_depth = max_depth
         self._buffer = bytearray()
         self._pos = 0  # start of the first unparsed frame in _buffer
@@ -229,7 +231,7 @@ class FrameDecoder(Generic[FrameT]):
             if len(buffer) >= start:
                 (length,) = _LENGTH.unpack_from(buffer, pos)
                 end = start + length
-                if 0 < length <= PLAIN_UNPACK_MAX and length <= self._max_frame_size and end <= len(buffer):
+                if 0 < length <= self._plain_max and end <= len(buffer):
                     try:
                         value = _unpackb(buffer[start:end], timestamp=3, strict_map_key=False)
                     except Exception:  # garbage: the careful path names it
@@ -265,6 +267,8 @@ class FrameDecoder(Generic[FrameT]):
                                 except TooDeep:
                                     return self._too_deep(frame_id, pos)
                             return (frame_id, second, third)
+            elif not self._eof:
+                return NEED_DATA  # under 4 bytes: what the careful path says too
         return self._next_checked()
 
     def _next_checked(
