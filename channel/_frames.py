@@ -204,19 +204,17 @@ def frame_head(frame_id: int, packed_fields: int, field_count: int) -> bytes:
         LocalProtocolError: the id is not an int in 0..2**64-1, or the frame would be
             longer than a 4-byte length prefix can say.
     """
-    if type(frame_id) is int:
-        # One struct per id width: the head is a single pack (this runs per request).
-        for limit, extra, head_struct, marker in _HEADS:
-            if frame_id <= limit:
-                if frame_id < 0:
-                    break
-                length = extra + packed_fields
-                if length > _MAX_LENGTH:
-                    raise LocalProtocolError(f"frame of {length} bytes does not fit a 4-byte length prefix")
-                array = _FIXARRAY | (1 + field_count)
-                if marker is None:
-                    return head_struct.pack(length, array, frame_id)
-                return head_struct.pack(length, array, marker, frame_id)
+    if type(frame_id) is int and 0 <= frame_id <= _MAX_ID:
+        # One struct per id width, found by the id's bit length: the head is a single
+        # pack and no loop (this runs per request).
+        extra, head_struct, marker = _HEAD_BY_BITS[frame_id.bit_length()]
+        length = extra + packed_fields
+        if length > _MAX_LENGTH:
+            raise LocalProtocolError(f"frame of {length} bytes does not fit a 4-byte length prefix")
+        array = _FIXARRAY | (1 + field_count)
+        if marker is None:
+            return head_struct.pack(length, array, frame_id)
+        return head_struct.pack(length, array, marker, frame_id)
     _raise_if(check_id(frame_id))
     raise AssertionError("unreachable: every valid id has a width")
 
@@ -228,6 +226,11 @@ _HEADS: Final = (
     (0xFFFF, 4, struct.Struct(">IBBH"), 0xCD),
     (0xFFFF_FFFF, 6, struct.Struct(">IBBI"), 0xCE),
     (_MAX_ID, 10, struct.Struct(">IBBQ"), 0xCF),
+)
+# By an id's bit length (0..64), its row of _HEADS without the largest id.
+_HEAD_BY_BITS: Final = tuple(
+    next((extra, head, marker) for limit, extra, head, marker in _HEADS if (1 << bits) - 1 <= limit)
+    for bits in range(65)
 )
 
 

@@ -84,6 +84,16 @@ def test_frame_head_plus_prepacked_body_equals_encode_frame() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "frame_id",
+    [0, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x1_0000, 0xFFFF_FFFF, 0x1_0000_0000, 2**64 - 1],
+)
+def test_frame_head_writes_every_id_width_as_msgpack_does(frame_id: int) -> None:
+    packed = pack_value({"type": "Ok"})
+    payload = msgpack.packb([frame_id, {"type": "Ok"}])
+    assert frame_head(frame_id, len(packed), 1) + packed == len(payload).to_bytes(4, "big") + payload
+
+
 def test_response_with_body_and_no_error_omits_error() -> None:
     wire = encode_frame(ResponseFrame(id=3, body={"type": "Ok"}))
     assert msgpack.unpackb(wire[4:]) == [3, {"type": "Ok"}]
