@@ -197,39 +197,38 @@ def render(m: dict[str, dict[str, float]], memory: dict[str, float], repeats: in
     futures, parked = "reference: asyncio pending futures", "reference: trio parked tasks"
     hand_over = "reference: threads handing over to a trio thread, typed"
     lock, limit = "reference: lock-serialized threads", "limit: raw socket, K frames per sendall, msgpack.Unpacker"
-    lines += ["", "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |", "| --- |" + " ---: |" * 4]
-    for flavour in ("untyped", "typed"):
-        lines.append(
-            f"| trio tasks / asyncio pending futures, coroutines, {flavour} | "
-            + " | ".join(ratio(f"{tasks}|{c}", f"{futures}, coroutines, {flavour}|{c}") for c in TASK_LEVELS) + " |"
-        )
-    for flavour in ("untyped", "typed"):
-        lines.append(
-            f"| trio tasks / trio parked tasks, {flavour} | "
-            + " | ".join(ratio(f"{tasks}|{c}", f"{parked}, {flavour}|{c}") for c in TASK_LEVELS) + " |"
-        )
-    lines.append(
-        "| trio parked tasks / asyncio pending futures, coroutines, untyped | "
-        + " | ".join(ratio(f"{parked}, untyped|{c}", f"{futures}, coroutines, untyped|{c}") for c in TASK_LEVELS) + " |"
-    )
-    lines.append("| trio tasks / raw limit | " + " | ".join(ratio(f"{tasks}|{c}", f"{limit}|{c}") for c in TASK_LEVELS) + " |")
-    for flavour in ("untyped", "typed"):
-        lines.append(
-            f"| threads / asyncio pending futures, threads, {flavour} | "
-            + " | ".join(ratio(f"{threads}|{c}", f"{futures}, threads, {flavour}|{c}") for c in THREAD_LEVELS) + " | |"
-        )
-        lines.append(
-            f"| threads / lock-serialized, {flavour} | "
-            + " | ".join(ratio(f"{threads}|{c}", f"{lock}, {flavour}|{c}") for c in THREAD_LEVELS) + " | |"
-        )
-    lines.append(
-        "| threads / threads handing over to a trio thread, typed | "
-        + " | ".join(ratio(f"{threads}|{c}", f"{hand_over}|{c}") for c in THREAD_LEVELS) + " | |"
-    )
-    lines.append(
-        "| threads handing over to a trio thread / lock-serialized, typed | "
-        + " | ".join(ratio(f"{hand_over}|{c}", f"{lock}, typed|{c}") for c in THREAD_LEVELS) + " | |"
-    )
+    def row(label: str, ours: str, theirs: str, levels: list[int]) -> str:
+        cells = " | ".join(ratio(f"{ours}|{c}", f"{theirs}|{c}") for c in levels)
+        return f"| {label} | {cells} |" + " |" * (len(TASK_LEVELS) - len(levels))
+
+    flavours = ("untyped", "typed")
+    lines += [
+        "",
+        "| ratio (req/s) | " + " | ".join(f"c={c}" for c in TASK_LEVELS) + " |",
+        "| --- |" + " ---: |" * len(TASK_LEVELS),
+        *(
+            row(f"trio tasks / asyncio pending futures, coroutines, {f}", tasks, f"{futures}, coroutines, {f}", TASK_LEVELS)
+            for f in flavours
+        ),
+        *(row(f"trio tasks / trio parked tasks, {f}", tasks, f"{parked}, {f}", TASK_LEVELS) for f in flavours),
+        row(
+            "trio parked tasks / asyncio pending futures, coroutines, untyped",
+            f"{parked}, untyped",
+            f"{futures}, coroutines, untyped",
+            TASK_LEVELS,
+        ),
+        row("trio tasks / raw limit", tasks, limit, TASK_LEVELS),
+        *(
+            line
+            for f in flavours
+            for line in (
+                row(f"threads / asyncio pending futures, threads, {f}", threads, f"{futures}, threads, {f}", THREAD_LEVELS),
+                row(f"threads / lock-serialized, {f}", threads, f"{lock}, {f}", THREAD_LEVELS),
+            )
+        ),
+        row("threads / threads handing over to a trio thread, typed", threads, hand_over, THREAD_LEVELS),
+        row("threads handing over to a trio thread / lock-serialized, typed", hand_over, f"{lock}, typed", THREAD_LEVELS),
+    ]
     tail = [
         f"{name} p99/p50 at 100 threads: {m[f'{name}|100']['p99_us'] / m[f'{name}|100']['p50_us']:.1f}×"
         for name in (threads, f"{futures}, threads, untyped", f"{lock}, untyped")

@@ -78,6 +78,28 @@ def test_the_airflow_report_states_every_ratio() -> None:
     assert "apache-airflow-core" in report
 
 
+def test_the_bench_report_states_every_ratio() -> None:
+    from benchmarks import run
+
+    medians: dict[str, dict[str, float]] = {
+        f"{name}|{level}": {"rps": 1000.0 * (index + 1), "p50_us": 1.0, "p99_us": 2.0, "cpu_us": 3.0, "wrong": 0}
+        for index, (name, levels) in enumerate(run.GRID)
+        for level in levels
+    }
+    extras = ("responder-concurrent", "responder-serial", "asyncio-submit")
+    medians |= {key: {"rps": 1.0, "channel_ms": 2.0, "plain_ms": 1.0} for key in extras}
+    medians |= {f"scale|{c}": {"rps": 1.0, "p99_us": 1.0} for c in (100, 1000, 10000)}
+    memory = {"channel_bytes_per_pending": 1.0, "traced_bytes_per_pending": 1.0, "rss_bytes_per_pending": 1.0}
+    report = run.render(medians, memory, 1, 0.1, 0)
+    # trio tasks (row 1: 1,000 req/s) over the typed trio parked tasks (row 12: 12,000)
+    assert "| trio tasks / trio parked tasks, typed | 0.08× | 0.08× | 0.08× | 0.08× |" in report
+    # threads (row 2) over the hand-over design (row 13), three thread levels
+    assert "| threads / threads handing over to a trio thread, typed | 0.15× | 0.15× | 0.15× | |" in report
+    # the hand-over design (row 13) over the typed lock-serialized design (row 6)
+    assert "| threads handing over to a trio thread / lock-serialized, typed | 2.17× | 2.17× | 2.17× | |" in report
+    assert "| trio tasks / raw limit | 0.07× | 0.07× | 0.07× | 0.07× |" in report
+
+
 def test_a_report_becomes_the_performance_page_s_rst() -> None:
     from benchmarks.rst import to_rst
 
