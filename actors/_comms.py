@@ -192,7 +192,31 @@ class Comms(metaclass=NoPublicConstructor):
         if threading.get_ident() != actor.thread_id or not trio.lowlevel.in_trio_task():
             loop = _get_running_loop()
             if loop is not None:
-                return await self._asend_asyncio(message, self._timeout(timeout), carrier, loop)
+                # A coroutine on an asyncio loop: also inline (one coroutine less per
+                # call, which its host loop pays). No asyncio.timeout (a context object,
+                # current_task, an uncancel dance): a timer that fails the future.
+                timeout = self._default_timeout if timeout is None else check_timeout(timeout)
+                fields, field_count = self._pack(message, carrier)
+                loop_slot = AsyncioSlot(fields, field_count, type(message), loop)
+                actor.post_from_loop(loop, actor.submit, loop_slot)
+                future = loop_slot.future
+                timer = None if timeout is None else loop.call_later(timeout, _expire, future)
+                try:
+                    await future
+                except _Expired:
+                    if loop_slot.try_claim():
+                        raise self._gave_up(loop_slot, message, timeout) from None
+                except BaseException:
+                    if loop_slot.try_claim():
+                        actor.post(actor.abandon_cancelled, loop_slot)
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                # Resolved, or the reply won the race against our deadline: it is stored
+                # (or about to be, a few instructions away on the actor's thread).
+                loop_slot.wait_resolved()
+                return loop_slot.unwrap()
             if not trio.lowlevel.in_trio_task():
                 raise RuntimeError("asend must be awaited in a trio task or an asyncio coroutine")
             return await self._asend_foreign_trio(message, self._timeout(timeout), carrier)
@@ -214,39 +238,6 @@ class Comms(metaclass=NoPublicConstructor):
             raise
         actor.note_timed_out()
         raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
-
-    async def _asend_asyncio(
-        self,
-        message: object,
-        timeout: float | None,
-        carrier: Mapping[str, Any] | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> Any:
-        # The host loop's cost per call is what this path is measured by: no
-        # asyncio.timeout (a context object, current_task, an uncancel dance), just a
-        # timer that fails the future, and no coroutine more than needed.
-        actor = self._actor
-        fields, field_count = self._pack(message, carrier)
-        slot = AsyncioSlot(fields, field_count, type(message), loop)
-        actor.post_from_loop(loop, actor.submit, slot)
-        future = slot.future
-        timer = None if timeout is None else loop.call_later(timeout, _expire, future)
-        try:
-            await future
-        except _Expired:
-            if slot.try_claim():
-                raise self._gave_up(slot, message, timeout) from None
-        except BaseException:
-            if slot.try_claim():
-                actor.post(actor.abandon_cancelled, slot)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        # Resolved, or the reply won the race against our deadline: it is stored
-        # (or about to be, a few instructions away on the actor's thread).
-        slot.wait_resolved()
-        return slot.unwrap()
 
     async def _asend_foreign_trio(
         self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None
