@@ -189,55 +189,54 @@ class Comms(metaclass=NoPublicConstructor):
             RuntimeError: awaited outside trio and asyncio.
         """
         actor = self._actor
-        if threading.get_ident() != actor.thread_id or not trio.lowlevel.in_trio_task():
-            loop = _get_running_loop()
-            if loop is not None:
-                # A coroutine on an asyncio loop: also inline (one coroutine less per
-                # call, which its host loop pays). No asyncio.timeout (a context object,
-                # current_task, an uncancel dance): a timer that fails the future.
-                timeout = self._default_timeout if timeout is None else check_timeout(timeout)
-                fields, field_count = self._pack(message, carrier)
-                loop_slot = AsyncioSlot(fields, field_count, type(message), loop)
-                actor.post_from_loop(loop, actor.submit, loop_slot)
-                future = loop_slot.future
-                timer = None if timeout is None else loop.call_later(timeout, _expire, future)
-                try:
-                    await future
-                except _Expired:
-                    if loop_slot.try_claim():
-                        raise self._gave_up(loop_slot, message, timeout) from None
-                except BaseException:
-                    if loop_slot.try_claim():
-                        actor.post(actor.abandon_cancelled, loop_slot)
-                    raise
-                finally:
-                    if timer is not None:
-                        timer.cancel()
-                # Resolved, or the reply won the race against our deadline: it is stored
-                # (or about to be, a few instructions away on the actor's thread).
-                loop_slot.wait_resolved()
-                return loop_slot.unwrap()
+        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
+        if threading.get_ident() == actor.thread_id and trio.lowlevel.in_trio_task():
+            # A trio task of the actor's own run: the hot path, inline (one coroutine
+            # less per call), everything on this thread.
+            fields, field_count = self._pack(message, carrier)
+            if actor.lifecycle.closing:
+                raise actor.closed_error()
+            slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
+            actor.submit(slot)
+            try:
+                if timeout is None:
+                    return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+                with trio.move_on_after(timeout):
+                    return await trio.lowlevel.wait_task_rescheduled(slot.abort)
+            except trio.Cancelled:
+                actor.note_cancelled()
+                raise
+            actor.note_timed_out()
+            raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
+        loop = _get_running_loop()
+        if loop is None:
             if not trio.lowlevel.in_trio_task():
                 raise RuntimeError("asend must be awaited in a trio task or an asyncio coroutine")
-            return await self._asend_foreign_trio(message, self._timeout(timeout), carrier)
-        # A trio task of the actor's own run: the hot path, inline (one coroutine
-        # less per call), everything on this thread.
-        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
+            return await self._asend_foreign_trio(message, timeout, carrier)
+        # A coroutine on an asyncio loop: inline too (one coroutine less per call, which
+        # its host loop pays). No asyncio.timeout (a context object, current_task, an
+        # uncancel dance): a timer that fails the future.
         fields, field_count = self._pack(message, carrier)
-        if actor.lifecycle.closing:
-            raise actor.closed_error()
-        slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
-        actor.submit(slot)
+        loop_slot = AsyncioSlot(fields, field_count, type(message), loop)
+        actor.post_from_loop(loop, actor.submit, loop_slot)
+        future = loop_slot.future
+        timer = None if timeout is None else loop.call_later(timeout, _expire, future)
         try:
-            if timeout is None:
-                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
-            with trio.move_on_after(timeout):
-                return await trio.lowlevel.wait_task_rescheduled(slot.abort)
-        except trio.Cancelled:
-            actor.note_cancelled()
+            await future
+        except _Expired:
+            if loop_slot.try_claim():
+                raise self._gave_up(loop_slot, message, timeout) from None
+        except BaseException:
+            if loop_slot.try_claim():
+                actor.post(actor.abandon_cancelled, loop_slot)
             raise
-        actor.note_timed_out()
-        raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        # Resolved, or the reply won the race against our deadline: it is stored
+        # (or about to be, a few instructions away on the actor's thread).
+        loop_slot.wait_resolved()
+        return loop_slot.unwrap()
 
     async def _asend_foreign_trio(
         self, message: object, timeout: float | None, carrier: Mapping[str, Any] | None

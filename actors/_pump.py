@@ -194,10 +194,10 @@ class FramePump(Generic[FrameT]):
         else:
             self.data_ready()
 
-    def write_at_pass_end(self, timeout: float = 0.0) -> None:
+    def write_at_pass_end(self, timeout: float) -> None:
         """Called once per scheduler pass, before trio polls for I/O (as an
-        instrument's ``before_io_wait``): write everything made ready during the
-        pass, in one write if it fits."""
+        instrument's ``before_io_wait``, whose ``timeout`` it ignores): write
+        everything made ready during the pass, in one write if it fits."""
         if not self._dirty:
             return
         if self._unsent is not None or self._write_error is not None:
