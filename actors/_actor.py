@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +48,27 @@ __all__ = ["CommsActor"]
 log = logging.getLogger(__name__)
 
 _COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the admission queue
+
+_running: weakref.WeakSet[CommsActor] = weakref.WeakSet()
+"""Actors whose trio run is going on in this process (see :func:`_after_fork_in_child`)."""
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has copies of this process's channels but none of their actors'
+    threads: close every copy, so a call there fails at once instead of waiting."""
+    parent, child = os.getppid(), os.getpid()
+    for actor in list(_running):
+        actor.lifecycle.forked(
+            RuntimeError(
+                f"this channel belongs to process {parent}; process {child} is a fork of it and "
+                "cannot use it: open a channel of its own in the child"
+            )
+        )
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class CommsActor:
@@ -84,6 +107,7 @@ class CommsActor:
         self.hello_arrived = False
         self._hello_hinted = False
         self._cancel_scope = trio.CancelScope()
+        self._closed_count_lock = threading.Lock()
 
         # A slot is in exactly one of these until it is resolved or forgotten.
         self._awaiting_admission: collections.deque[ReplySlot] = collections.deque()
@@ -115,6 +139,7 @@ class CommsActor:
         self._inbox.token = trio.lowlevel.current_trio_token()
         self.thread_id = threading.get_ident()
         log.debug("channel open on %r", self._stream)
+        _running.add(self)
         try:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -123,9 +148,16 @@ class CommsActor:
                     task_status.started()
         finally:
             self.close(trio.ClosedResourceError("channel closed by its owner"))
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self._stream)
-            self.lifecycle.finish_close()
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(self._stream)
+            except Exception:
+                # The stream is the host's code: its aclose() may raise. The channel
+                # is closed whatever it does, and everyone waiting for that must hear.
+                log.exception("closing the stream %r raised; the channel is closed regardless", self._stream)
+            finally:
+                _running.discard(self)
+                self.lifecycle.finish_close()
             log.debug("channel closed: %r", self.lifecycle.cause)
 
     async def _read(self) -> None:
@@ -177,15 +209,23 @@ class CommsActor:
     def _fail_closed(self, slot: ReplySlot) -> None:
         if slot.try_claim():
             assert self.lifecycle.cause is not None
-            self.counters.calls_closed += 1
+            self._count_closed()
             slot.resolve(None, closed_error(self.lifecycle.cause), self._wake)
+
+    def _count_closed(self) -> None:
+        # Once the channel is closing, a call is refused on whatever thread it was
+        # made (no post to an actor that is going away): the one count several
+        # threads write, so it alone takes a lock. Never on the hot path.
+        with self._closed_count_lock:
+            self.counters.calls_closed += 1
 
     # ------------------------------------------------------------------ callers
 
     def closed_error(self) -> BaseException:
-        """The ``ChannelClosed`` a new call gets once the channel is closing (and count it)."""
+        """The ``ChannelClosed`` a new call gets once the channel is closing (and count
+        it). Any thread: a call made after the close is refused where it was made."""
         assert self.lifecycle.cause is not None
-        self.counters.calls_closed += 1
+        self._count_closed()
         return closed_error(self.lifecycle.cause)
 
     def submit(self, slot: ReplySlot) -> None:
@@ -276,14 +316,12 @@ class CommsActor:
         Callable from any thread. If the actor's trio run is over, the channel closed
         with it, and the slot fails with ``ChannelClosed`` at once.
         """
-        try:
-            self._inbox.post(operation, slot)
-        except trio.RunFinishedError:
-            self._undeliverable(slot)
+        self._inbox.post(operation, slot)
 
     def _undeliverable(self, slot: ReplySlot) -> None:
         """A slot posted after the actor's trio run ended (on the poster's thread)."""
         if slot.try_claim():
+            self._count_closed()
             cause = self.lifecycle.cause or trio.ClosedResourceError("the actor's trio run has finished")
             wake: WakeBatch = {}
             slot.resolve(None, closed_error(cause), wake)
@@ -376,7 +414,7 @@ class CommsActor:
                 # Unforeseen (a bug of ours): the reader dies with it and closes the
                 # channel, but this caller, claimed already, must not wait forever.
                 self.close(exc)
-                self.counters.calls_closed += 1
+                self._count_closed()
                 slot.resolve(None, closed_error(exc), self._wake)
                 flush_wakeups(self._wake)
                 raise

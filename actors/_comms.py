@@ -104,6 +104,9 @@ class Comms(metaclass=NoPublicConstructor):
         Idempotent; returns once the stream is closed.
         """
         actor = self._actor
+        if actor.lifecycle.state is ChannelState.CLOSED:
+            await self.wait_closed()  # (a checkpoint, as every aclose is)
+            return
         if threading.get_ident() == actor.thread_id and trio.lowlevel.in_trio_task():
             with trio.CancelScope(shield=True):
                 await actor.aclose()
@@ -217,6 +220,8 @@ class Comms(metaclass=NoPublicConstructor):
         # its host loop pays). No asyncio.timeout (a context object, current_task, an
         # uncancel dance): a timer that fails the future.
         fields, field_count = self._pack(message, carrier)
+        if actor.lifecycle.closing:
+            raise actor.closed_error()
         loop_slot = AsyncioSlot(fields, field_count, type(message), loop)
         actor.post_from_loop(loop, actor.submit, loop_slot)
         future = loop_slot.future
@@ -245,6 +250,8 @@ class Comms(metaclass=NoPublicConstructor):
         # with comms_in_thread): it parks on its own run, no worker thread per call.
         actor = self._actor
         fields, field_count = self._pack(message, carrier)
+        if actor.lifecycle.closing:
+            raise actor.closed_error()
         slot = ForeignTrioSlot(
             fields, field_count, type(message), trio.lowlevel.current_task(), trio.lowlevel.current_trio_token()
         )
@@ -299,6 +306,8 @@ class Comms(metaclass=NoPublicConstructor):
             )
         timeout = self._timeout(timeout)
         fields, field_count = self._pack(message, carrier)
+        if actor.lifecycle.closing:
+            raise actor.closed_error()
         slot = ThreadSlot(fields, field_count, type(message))
         actor.post(actor.submit, slot)
         wait = -1 if timeout is None else min(timeout, threading.TIMEOUT_MAX)

@@ -11,6 +11,7 @@ import trio
 from channel import Codec
 
 from ._actor import CommsActor
+from ._arguments import check_codec, check_stream
 from ._comms import Comms
 from ._errors import HelloTimeout, closed_error
 from ._options import ChannelConfig, CommsOptions
@@ -43,11 +44,15 @@ async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[Co
             ``expect_hello``, ``heartbeat``, ...), all optional.
 
     Raises:
+        TypeError: ``stream`` is not a ``trio.abc.Stream`` (a socket, say: the message
+            says what to pass), or ``codec`` is not a ``channel.Codec``.
         ValueError: an option is out of range.
         HelloTimeout: ``expect_hello`` and no hello came within ``hello_timeout``.
         ChannelClosed: ``expect_hello`` and the channel closed before the hello.
         RemoteError, channel.MessageDecodeError: the hello was an error or did not decode.
     """
+    check_stream(stream, "open_comms")
+    check_codec(codec, "open_comms")
     async with run_comms(stream, codec, ChannelConfig(**options)) as comms:
         yield comms
 
@@ -66,9 +71,10 @@ async def run_comms(stream: trio.abc.Stream, codec: Codec, config: ChannelConfig
         priority=config.priority,
     )
     # The actor never raises into this nursery. An exception from the hello wait or
-    # from the host's own block is kept out of it too, and re-raised after, so the
+    # from the host's own block (SystemExit, KeyboardInterrupt and a Cancelled from
+    # an outer scope included) is kept out of it too, and re-raised after, so the
     # host sees its own exception rather than an ExceptionGroup wrapping it.
-    error: Exception | None = None
+    error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
         comms: Comms = Comms._create(actor, codec, config.default_timeout)
@@ -76,7 +82,7 @@ async def run_comms(stream: trio.abc.Stream, codec: Codec, config: ChannelConfig
             if config.expect_hello:
                 await _wait_hello(actor, config.hello_timeout)
             yield comms
-        except Exception as exc:
+        except BaseException as exc:
             error = exc
         finally:
             await comms.aclose()

@@ -84,6 +84,24 @@ class Lifecycle:
         self._move(ChannelState.CLOSED)
         self._closed.set()
 
+    def forked(self, cause: BaseException) -> None:
+        """-> CLOSED at once, in a child process that ``fork()`` copied this channel into.
+
+        The actor's thread and trio run stayed in the parent, so nothing in the child
+        could ever answer: every call there fails with ``ChannelClosed`` from
+        ``cause`` (unless the channel had closed already, whose cause it keeps). Runs
+        in the child's only thread, right after the fork; the observable value and the
+        closed signal are fresh objects, because the parent's waiters (and any lock
+        another thread held at the fork) were copied too and must not be touched.
+        """
+        if self.cause is None:
+            self.cause = cause
+        self.awaiting_hello = False
+        self.closing = True
+        self.observable = Observable(ChannelState.CLOSED)
+        self._closed = CrossLoopEvent()
+        self._closed.set()
+
     async def wait_open(self) -> None:
         """Wait (in the actor's run) until the hello has come or the close has begun."""
         await self.observable.wait_value(lambda state: state is not ChannelState.AWAITING_HELLO)

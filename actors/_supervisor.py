@@ -21,6 +21,7 @@ import trio
 from channel import Codec
 from channel._util import NoPublicConstructor
 
+from ._arguments import check_codec, check_command
 from ._incarnation import Incarnation
 from ._observable import Observable
 from ._options import SupervisorConfig, SupervisorOptions
@@ -252,11 +253,18 @@ async def open_supervisor(
 
     Raises:
         RestartIntensityExceeded: the intensity limit tripped (the block is cancelled).
+        TypeError: ``command`` is a string or not a sequence of strings (the message
+            says what to pass), ``codec`` is not a ``channel.Codec``, or ``handler``
+            is not callable.
         ValueError: a timing or limit option is out of range.
         OSError: the command could not be spawned.
     """
+    argv = check_command(command)
+    check_codec(codec, "open_supervisor")
+    if not callable(handler):
+        raise TypeError(f"open_supervisor takes an async handler function, not {handler!r}")
     config = SupervisorConfig(**options)
-    supervisor: Supervisor = Supervisor._create(command, codec, handler, config)
+    supervisor: Supervisor = Supervisor._create(argv, codec, handler, config)
     failure: list[RestartIntensityExceeded] = []
     try:
         async with trio.open_nursery() as nursery:

@@ -13,6 +13,7 @@ import trio
 from channel import Codec
 from channel._util import NoPublicConstructor
 
+from ._arguments import check_codec, check_socket
 from ._comms import Comms
 from ._cross_loop import CrossLoopEvent
 from ._open import run_comms
@@ -133,10 +134,15 @@ def comms_in_thread(sock: socket.socket, codec: Codec, **options: Unpack[CommsOp
         **options: :class:`~actors.CommsOptions`, as for :func:`~actors.open_comms`.
 
     Raises:
+        TypeError: ``sock`` is not a connected stdlib stream socket (a trio socket or
+            stream, say: the message says what to pass), or ``codec`` is not a
+            ``channel.Codec``; raised here, before any thread starts.
         ValueError: an option is out of range (raised here, before any thread starts).
         Exception: on entering, whatever :func:`~actors.open_comms` raises on entry (no
             hello, a hello that is an error).
     """
-    config = ChannelConfig(**options)  # checked here, before any thread starts
+    check_socket(sock, "comms_in_thread")  # checked here, before any thread starts
+    check_codec(codec, "comms_in_thread")
+    config = ChannelConfig(**options)
     result: ThreadedComms = ThreadedComms._create(sock, codec, config)
     return result

@@ -12,6 +12,7 @@ import trio
 
 from channel import Codec
 
+from ._arguments import check_codec
 from ._comms import Comms
 from ._errors import ChannelClosed
 from ._open import run_comms
@@ -82,6 +83,7 @@ async def connect_to_supervisor(
             ``heartbeat=`` the supervisor's heartbeat class, so the heartbeat takes
             the priority lane past any bulk requests waiting here.
     """
+    check_codec(codec, "connect_to_supervisor")
     config = ChannelConfig(**options)  # checked before the socket is taken
     sock = supervisor_socket(fd)
     opened: AbstractAsyncContextManager[Comms]
@@ -93,19 +95,27 @@ async def connect_to_supervisor(
         if not end_on_close:
             yield comms
             return
-        async with trio.open_nursery() as nursery:
+        try:
+            async with trio.open_nursery() as nursery:
 
-            async def end_when_closed() -> None:
-                await comms.wait_closed()  # from this run, whichever run the channel lives in
+                async def end_when_closed() -> None:
+                    await comms.wait_closed()  # from this run, whichever run the channel lives in
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(end_when_closed)
+                try:
+                    yield comms
+                except BaseException as exc:
+                    if not (comms.state.value in _CLOSED and _only_channel_closed(exc)):
+                        raise
                 nursery.cancel_scope.cancel()
-
-            nursery.start_soon(end_when_closed)
-            try:
-                yield comms
-            except BaseException as exc:
-                if not (comms.state.value in _CLOSED and _only_channel_closed(exc)):
-                    raise
-            nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The block's own exception (sys.exit(3), Ctrl-C, an error), wrapped by
+            # this nursery: out bare when alone, so the process exits with its code.
+            if len(group.exceptions) != 1:
+                raise
+            body_error = group.exceptions[0]
+            raise body_error from body_error.__cause__
 
 
 _CLOSED = (ChannelState.CLOSING, ChannelState.CLOSED)

@@ -102,7 +102,8 @@ async def main(mode: str, fd: int, load: int = 0) -> None:
             while True:
                 await comms.asend(Work(n=0))
                 await trio.sleep(BEAT)
-    async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5, thread=mode == "thread-block") as comms:
+    threaded = mode in ("thread-block", "sys-exit-thread")
+    async with actors.connect_to_supervisor(CODEC, fd=fd, timeout=5, thread=threaded) as comms:
         print(f"worker {os.getpid()} hello={comms.hello}", file=sys.stderr, flush=True)
         loop_blocked = threading.Event()
         if mode == "thread-block":  # a thread keeps asking while the main loop is blocked
@@ -116,6 +117,11 @@ async def main(mode: str, fd: int, load: int = 0) -> None:
         if mode.startswith("child-"):  # a child of its own, reported to the supervisor
             child = subprocess.Popen(["sleep", "1000"])  # noqa: ASYNC220 - a fork, nothing to await
             await comms.asend(Work(n=child.pid))
+        if mode in ("sys-exit", "sys-exit-thread", "interrupt"):
+            await comms.asend(Heartbeat())
+            if mode == "interrupt":
+                raise KeyboardInterrupt
+            sys.exit(3)  # in the channel's block: the process's exit code, no traceback
         if mode == "fds":  # how many of its fds are the channel's socket (run with --fd N)
             await comms.asend(Work(n=count_socket_copies(os.fstat(fd).st_ino)))
         async with trio.open_nursery() as nursery:
