@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,28 +46,6 @@ __all__ = ["CommsActor"]
 log = logging.getLogger(__name__)
 
 _COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the admission queue
-
-_running: weakref.WeakSet[CommsActor] = weakref.WeakSet()
-"""Actors whose trio run is going on in this process (see :func:`_after_fork_in_child`)."""
-
-
-def _after_fork_in_child() -> None:
-    """A forked child has copies of this process's channels but none of their actors'
-    threads: close every copy, so a call there fails at once instead of waiting."""
-    parent, child = os.getppid(), os.getpid()
-    for actor in list(_running):
-        actor.lifecycle.forked(
-            RuntimeError(
-                f"this channel belongs to process {parent}; process {child} is a fork of it and "
-                "cannot use it: open a channel of its own in the child"
-            )
-        )
-    _running.clear()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 class CommsActor:
     """Owns one stream: routes replies to slots, writes requests, enforces the limits.
@@ -139,7 +115,6 @@ class CommsActor:
         self._inbox.token = trio.lowlevel.current_trio_token()
         self.thread_id = threading.get_ident()
         log.debug("channel open on %r", self._stream)
-        _running.add(self)
         try:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -156,7 +131,6 @@ class CommsActor:
                 # is closed whatever it does, and everyone waiting for that must hear.
                 log.exception("closing the stream %r raised; the channel is closed regardless", self._stream)
             finally:
-                _running.discard(self)
                 self.lifecycle.finish_close()
             log.debug("channel closed: %r", self.lifecycle.cause)
 

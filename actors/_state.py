@@ -10,6 +10,8 @@ nothing else answers that question.
 from __future__ import annotations
 
 import enum
+import os
+import weakref
 from typing import Final
 
 from ._cross_loop import CrossLoopEvent
@@ -39,6 +41,27 @@ _TRANSITIONS: Final = {
 }
 
 
+_open: weakref.WeakSet[Lifecycle] = weakref.WeakSet()
+"""Every channel of this process not yet CLOSED (see :meth:`Lifecycle.forked`)."""
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has copies of this process's channels but none of their actors'
+    threads: close every copy, so a call there fails at once instead of waiting."""
+    parent, child = os.getppid(), os.getpid()
+    for lifecycle in list(_open):
+        lifecycle.forked(
+            RuntimeError(
+                f"this channel belongs to process {parent}; process {child} is a fork of it and "
+                "cannot use it: open a channel of its own in the child"
+            )
+        )
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Lifecycle:
     """A channel's state, its close cause, and every transition. Actor thread only,
     except :meth:`wait_closed`, which any trio run or asyncio loop may await."""
@@ -53,6 +76,7 @@ class Lifecycle:
         self.closing = False
         """True from the moment the close begins: no call can succeed any more."""
         self._closed = CrossLoopEvent()
+        _open.add(self)
 
     @property
     def state(self) -> ChannelState:
@@ -83,6 +107,7 @@ class Lifecycle:
         """CLOSING -> CLOSED, once the stream is closed; wakes :meth:`wait_closed`."""
         self._move(ChannelState.CLOSED)
         self._closed.set()
+        _open.discard(self)
 
     def forked(self, cause: BaseException) -> None:
         """-> CLOSED at once, in a child process that ``fork()`` copied this channel into.
@@ -101,6 +126,7 @@ class Lifecycle:
         self.observable = Observable(ChannelState.CLOSED)
         self._closed = CrossLoopEvent()
         self._closed.set()
+        _open.discard(self)
 
     async def wait_open(self) -> None:
         """Wait (in the actor's run) until the hello has come or the close has begun."""
