@@ -40,6 +40,7 @@ from ._open import open_comms as open_comms
 from ._options import CommsOptions as CommsOptions
 from ._options import SupervisorOptions as SupervisorOptions
 from ._policy import ExitRecord as ExitRecord
+from ._responder import HANDLER_TIMEOUT as HANDLER_TIMEOUT
 from ._responder import Handler as Handler
 from ._responder import serve as serve
 from ._state import ChannelState as ChannelState
@@ -61,6 +62,7 @@ except _PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "HANDLER_TIMEOUT",
     "__version__",
     "ChannelClosed",
     "ChannelState",

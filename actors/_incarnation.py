@@ -10,18 +10,23 @@ between them.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import socket
+import termios
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, final
 
 import trio
 
 from channel import Codec, ErrorReply, RemoteProtocolError
+from channel.lowlevel import message_type_of
 
 from ._errors import PeerNotReading
+from ._options import CREDIT_ENV
 from ._policy import ExitRecord, Liveness
-from ._responder import Handler, serve
+from ._responder import Handler, _Responder, run_responder
 from ._spawn import WorkerProcess, is_stopped, spawn_worker
 from ._supervisor_status import StatusBoard, WorkerState
 
@@ -32,6 +37,8 @@ __all__ = ["Incarnation"]
 
 log = logging.getLogger("actors._supervisor")
 
+_QUEUED = 2048  # a worker's requests the supervisor reads ahead of its handlers: twice
+# a default worker's max_in_flight, so its in flight and unanswered both fit
 _EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
 
 
@@ -68,6 +75,8 @@ class Incarnation:
         self.reason = "supervisor stopped"
         self._nursery: trio.Nursery | None = None
         self._watchdog: trio.CancelScope | None = None
+        self._socket: socket.socket | None = None  # our end, while serving
+        self._responder: _Responder | None = None
 
     async def run(self) -> ExitRecord:
         """Spawn the worker, serve and watch it until it is declared dead, stop it,
@@ -79,6 +88,7 @@ class Incarnation:
             self.process = await spawn_worker(
                 self._command, theirs.fileno(), target_fd=self._options.fd,
                 own_group=self._options.own_process_group,
+                env={CREDIT_ENV: str(_QUEUED + self._options.max_concurrency)},
             )
         finally:
             theirs.close()
@@ -88,6 +98,7 @@ class Incarnation:
             WorkerState.STARTING, heartbeat_age=None, pid=self.process.pid, incarnation=self.number,
             restarts=self.number - 1, loop_lag=None,
         )
+        self._socket = ours
         try:
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
             async with trio.open_nursery() as nursery:
@@ -118,18 +129,17 @@ class Incarnation:
     # ------------------------------------------------------------------ its tasks
 
     async def handle(self, message: Any) -> Any:
-        """The handler ``serve`` calls: heartbeats are noted, then the user's handler runs."""
+        """The handler ``serve`` calls: the user's, unless this incarnation is dead.
+    (Heartbeats are noted as they are read, before any handler runs.)"""
         if not self.alive:
             # Declared dead in this very tick: its handlers are being cancelled, and
             # this one must not even start.
             raise ErrorReply("WORKER_DEAD", {"incarnation": self.number})
-        if isinstance(message, self._options.heartbeat_types):
-            self.heard_heartbeat()
         return await self._handler(message)
 
     def heard_heartbeat(self) -> None:
-        """The worker's main loop is alive: RUNNING (the first time), and the watchdog's
-        deadline moves."""
+        """A heartbeat was read: the worker's main loop is alive. RUNNING (the first
+        time), and the watchdog's deadline moves."""
         now = trio.current_time()
         if self.liveness.heartbeat(now):
             self.running_since = now
@@ -142,12 +152,15 @@ class Incarnation:
     async def serve(self, stream: trio.SocketStream) -> None:
         """Serve the worker's requests until its channel ends; then it is dead."""
         options = self._options
+        self._responder = _Responder(
+            stream, self._codec, self.handle, max_concurrency=options.max_concurrency,
+            max_frame_size=options.max_frame_size, incarnation=self.number, max_unwritten=4 * 2**20,
+            stall_timeout=options.stuck_after, max_queued=_QUEUED, max_queued_bytes=4 * 2**20,
+            priority=frozenset(map(message_type_of, options.heartbeat_types)), handler_timeout=None,
+            on_priority=self.heard_heartbeat,
+        )
         try:
-            await serve(
-                stream, self._codec, self.handle, max_concurrency=options.max_concurrency,
-                hello=options.hello, max_frame_size=options.max_frame_size, drain_timeout=0,
-                incarnation=self.number, stall_timeout=options.stuck_after, priority=options.heartbeat,
-            )
+            await run_responder(self._responder, stream, self._codec, options.hello, drain_timeout=0)
         except RemoteProtocolError as exc:
             log.warning("worker incarnation %d sent garbage: %s", self.number, exc)
             self.declare_dead("protocol error")
@@ -177,10 +190,34 @@ class Incarnation:
             with trio.move_on_at(self.liveness.deadline()) as watch:
                 self._watchdog = watch
                 await trio.sleep_forever()
+            if not self.liveness.is_stuck(trio.current_time()):
+                continue
+            # Late, as far as we have read. Heartbeats may be waiting unread (our own
+            # loop stalled, or our handlers are behind a flood): read what is waiting
+            # now before deciding, so the worker is judged on what it sent.
+            await self._read_what_waits()
             if self.liveness.is_stuck(trio.current_time()):
                 first = self.liveness.last_heartbeat is None
                 self._publish(WorkerState.STUCK)
                 self.declare_dead("no first heartbeat" if first else "stuck")
+                return
+
+    async def _read_what_waits(self) -> None:
+        """Wait until every byte the worker had sent by now has been read and its
+        frames handed on (each heartbeat among them noted as it is read). Waits as
+        long as reading makes progress: the backlog is finite, since only bytes
+        already waiting count. Gives up after ``stuck_after`` without progress (our
+        reader itself is blocked), and decides on what was read."""
+        responder, sock = self._responder, self._socket
+        if responder is None or sock is None:
+            return
+        pump = responder.pump
+        mark = pump.bytes_received + _unread_bytes(sock)
+        while pump.bytes_handed < mark:
+            before = pump.bytes_handed
+            with trio.move_on_after(self._options.stuck_after):
+                await pump.wait_handed(mark)
+            if pump.bytes_handed == before:
                 return
 
     async def _stop(self, process: WorkerProcess) -> None:
@@ -195,3 +232,13 @@ class Incarnation:
                 log.warning("worker pid %d ignored SIGTERM for %g s: SIGKILL", process.pid, self._options.stop_timeout)
                 process.kill()
         await process.wait()
+
+
+def _unread_bytes(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive buffer (``FIONREAD``); 0 if it is closed."""
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count, True)
+    except (OSError, ValueError):
+        return 0
+    return count[0]

@@ -13,7 +13,7 @@ Each set of options has two halves that ``mypy --strict`` keeps in step:
 from __future__ import annotations
 
 import math
-from typing import Any, Required, TypedDict
+from typing import Any, Final, Required, TypedDict
 
 import attrs
 
@@ -49,6 +49,24 @@ def _check_seconds(name: str, value: object) -> None:
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
+
+
+CREDIT_ENV: Final = "TRIO_COMMS_SUPERVISOR_CREDIT"
+"""Set by :func:`~actors.open_supervisor` in each worker's environment: how many of the
+worker's requests its responder reads and holds at once (queued and running). The
+worker's :func:`~actors.connect_to_supervisor` keeps its requests on the wire (in
+flight, and given up but unanswered) within it, so the worker can never out-queue
+the supervisor and a heartbeat is never left unread behind bulk requests."""
+
+
+def within_credit(config: ChannelConfig, credit: int) -> ChannelConfig:
+    """``config`` with ``max_in_flight + max_unanswered <= credit`` (each at most as
+    given; ``max_in_flight`` first, up to half)."""
+    in_flight = max(1, min(config.max_in_flight, credit // 2))
+    unanswered = max(1, min(config.unanswered_limit, credit - in_flight))
+    if (in_flight, unanswered) == (config.max_in_flight, config.unanswered_limit):
+        return config
+    return attrs.evolve(config, max_in_flight=in_flight, max_unanswered=unanswered)
 
 
 class CommsOptions(TypedDict, total=False):

@@ -87,6 +87,8 @@ class FramePump(Generic[FrameT]):
         self.decoder: FrameDecoder[FrameT] = FrameDecoder(frame_type, max_frame_size=max_frame_size)
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.bytes_handed = 0  # received, and every frame in them handed to the owner
+        self._handed = trio.lowlevel.ParkingLot()  # tasks waiting in wait_handed
         self._queued: collections.deque[bytes] = collections.deque()
         self._writer: trio.lowlevel.Task | None = None
         self._writer_parked = False
@@ -133,10 +135,20 @@ class FramePump(Generic[FrameT]):
                     if before_frame is not None:
                         await before_frame()
                     on_frame(event)
+                self.bytes_handed = self.bytes_received
+                if self._handed:
+                    self._handed.unpark_all()
                 if after_read is not None:
                     after_read()
         except (*STREAM_ERRORS, RemoteProtocolError) as exc:
             return exc
+
+    async def wait_handed(self, mark: int) -> None:
+        """Wait until the first ``mark`` bytes received have been read and every
+        frame in them handed to the owner (a read barrier: the supervisor's stuck
+        decision waits here for what was already in the socket)."""
+        while self.bytes_handed < mark:
+            await self._handed.park()
 
     # ------------------------------------------------------------------ writing
 

@@ -38,7 +38,7 @@ from ._context import RequestInfo, request_info
 from ._errors import PeerNotReading
 from ._pump import FramePump
 
-__all__ = ["Handler", "serve"]
+__all__ = ["HANDLER_TIMEOUT", "Handler", "run_responder", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ def _is_async_callable(handler: object) -> bool:
     )
 
 
+HANDLER_TIMEOUT = "HANDLER_TIMEOUT"
+"""The error code of a request whose handler ran past ``serve``'s ``handler_timeout``."""
+
+
 class _Responder:
     def __init__(
         self,
@@ -67,31 +71,49 @@ class _Responder:
         max_unwritten: int,
         stall_timeout: float,
         max_queued: int,
+        max_queued_bytes: int,
         priority: frozenset[str],
+        handler_timeout: float | None,
+        on_priority: Callable[[], None] | None = None,
     ) -> None:
         self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size, stall_timeout=stall_timeout)
         self._max_unwritten = max_unwritten
         self._max_queued = max_queued
+        self._max_queued_bytes = max_queued_bytes
+        self._max_concurrency = max_concurrency
         self._priority = priority
+        self._on_priority = on_priority  # called as each priority request is read
+        self._handler_timeout = handler_timeout
         self._codec = codec
         self._handler = handler
         self._incarnation = incarnation
         self._handler_room = trio.Semaphore(max_concurrency)
         self._handlers: trio.Nursery | None = None
-        # Requests read and waiting for a handler, oldest first; the reader stops
-        # reading while max_queued wait, and the dispatcher starts them as room frees.
-        self._queued: collections.deque[FrameFields] = collections.deque()
+        # Requests read and waiting for a handler, oldest first, each with its size
+        # on the wire; the reader stops reading while max_queued of them wait, or
+        # max_queued_bytes, and the dispatcher starts them as room frees.
+        self._queued: collections.deque[tuple[FrameFields, int]] = collections.deque()
+        # Priority requests past max_concurrency of them running: started as each
+        # running one ends, ahead of every other request (and counted in the same bounds).
+        self._priority_queued: collections.deque[tuple[FrameFields, int]] = collections.deque()
+        self._priority_running = 0
+        self.queued_bytes = 0
+        self._frame_end = 0  # the decoder's stream offset after the last frame read
         self._queue_changed = trio.lowlevel.ParkingLot()
         self._reading = True
         self.running = 0
         self.cancelled = 0
 
     def on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
+        end = self.pump.decoder.consumed
+        size = end - self._frame_end
+        self._frame_end = end
         if type(event) is RejectedFrame:
             log.warning("request frame %d refused: %s", event.id, event.reason)
             self.pump.queue(response_bytes(event.id, None, pack_error_body(event.decode_error())))
             return
         if type(event) is OversizedFrame:
+            self._frame_end = event.offset + 4 + event.size  # its bytes are skipped as they arrive
             log.warning("request frame %d of %d bytes is over max_frame_size=%d: answered FRAME_TOO_LARGE",
                         event.id, event.size, event.max_frame_size)
             self.pump.queue(response_bytes(event.id, None, pack_error_body(event.error_reply("request"))))
@@ -100,13 +122,35 @@ class _Responder:
         body = event[1]
         if self._priority and body is not None and body.get(TAG_KEY) in self._priority:
             # The priority lane (a heartbeat): handled at once, ahead of every queued
-            # request and outside max_concurrency, so busy never looks dead.
-            self.running += 1
-            self._handlers.start_soon(self.handle, *event, True)
+            # request and outside max_concurrency, so busy never looks dead; at most
+            # max_concurrency of them run, the rest wait at the head of the line.
+            if self._on_priority is not None:
+                self._on_priority()
+            if self._priority_running < self._max_concurrency:
+                self._start_priority(event)
+            else:
+                self._priority_queued.append((event, size))
+                self.queued_bytes += size
             return
-        self._queued.append(event)
+        self._queued.append((event, size))
+        self.queued_bytes += size
         if self._queue_changed:
             self._queue_changed.unpark_all()
+
+    def _start_priority(self, event: FrameFields) -> None:
+        assert self._handlers is not None
+        self._priority_running += 1
+        self.running += 1
+        self._handlers.start_soon(self.handle, *event, True)
+
+    def _priority_done(self) -> None:
+        self._priority_running -= 1
+        if self._priority_queued:
+            event, size = self._priority_queued.popleft()
+            self.queued_bytes -= size
+            self._start_priority(event)
+            if self._queue_changed:  # the reader, waiting for room
+                self._queue_changed.unpark_all()
 
     async def dispatch(self) -> None:
         """Start a handler for each queued request, oldest first, as room frees up;
@@ -119,7 +163,8 @@ class _Responder:
                 await self._queue_changed.park()
             await self._handler_room.acquire()
             await self.pump.wait_unwritten_below(self._max_unwritten)
-            event = self._queued.popleft()
+            event, size = self._queued.popleft()
+            self.queued_bytes -= size
             if self._queue_changed:  # the reader, waiting for room in the queue
                 self._queue_changed.unpark_all()
             self.running += 1
@@ -141,7 +186,10 @@ class _Responder:
                 self.pump.queue(response_bytes(frame_id, None, pack_error_body(exc)))
                 return
             try:
-                reply = await self._handler(message)
+                if self._handler_timeout is None:
+                    reply = await self._handler(message)
+                else:
+                    reply = await self._run_with_deadline(message, self._handler_timeout)
                 packed = None if reply is None else self._codec.pack(reply)
             except Exception as exc:
                 if isinstance(exc, ErrorReply):
@@ -156,13 +204,27 @@ class _Responder:
             raise
         finally:
             self.running -= 1
-            if not priority:
+            if priority:
+                self._priority_done()
+            else:
                 self._handler_room.release()
 
+    async def _run_with_deadline(self, message: Any, timeout: float) -> Any:
+        with trio.move_on_after(timeout) as scope:
+            return await self._handler(message)
+        assert scope.cancelled_caught
+        log.warning("handler of %s ran past handler_timeout=%g s: cancelled, answered %s",
+                    type(message).__name__, timeout, HANDLER_TIMEOUT)
+        raise ErrorReply(HANDLER_TIMEOUT, {"type": type(message).__name__, "handler_timeout": timeout})
+
     async def room_to_read(self) -> None:
-        """Wait until another request may be read: fewer than ``max_queued`` wait for
-        a handler, and the replies not yet written fit in ``max_unwritten`` bytes."""
-        while len(self._queued) >= self._max_queued:
+        """Wait until another request may be read: fewer than ``max_queued`` requests,
+        and at most ``max_queued_bytes`` of them, wait for a handler (one always may),
+        and the replies not yet written fit in ``max_unwritten`` bytes."""
+        while (
+            len(self._queued) + len(self._priority_queued) >= self._max_queued
+            or (self.queued_bytes > self._max_queued_bytes)
+        ):
             await self._queue_changed.park()
         await self.pump.wait_unwritten_below(self._max_unwritten)
 
@@ -223,7 +285,9 @@ async def serve(
     max_unwritten: int = 4 * 2**20,
     stall_timeout: float = 30.0,
     max_queued: int = 1024,
+    max_queued_bytes: int = 4 * 2**20,
     priority: type | tuple[type, ...] = (),
+    handler_timeout: float | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Answer the requests on ``stream`` with ``handler`` until the peer closes its side.
@@ -251,6 +315,11 @@ async def serve(
     - Any request id is accepted, 0 included (Airflow's task SDK numbers from 0).
       Inside the handler, :func:`~actors.current_request` gives the frame id, trace
       carrier and incarnation.
+    - A handler still running ``handler_timeout`` seconds after it started is
+      cancelled and its request answered ``HANDLER_TIMEOUT`` (detail: the message
+      type and the timeout); its place among the ``max_concurrency`` is free again.
+      Without it (the default), a handler that never returns holds its place for
+      ever: ``max_concurrency`` of them and only the priority lane is still served.
     - A handler that raises ``ErrorReply`` (or ``RemoteError``) answers with its code
       and detail; any other exception answers ``GENERIC_ERROR`` with a detail naming
       the exception, and is logged with its traceback. Either way only that request
@@ -284,7 +353,11 @@ async def serve(
             requests are read or handled.
         stall_timeout: seconds the peer may read none of our waiting replies.
         max_queued: requests read and waiting for a handler, above which reading stops.
+        max_queued_bytes: bytes (on the wire) of the requests waiting for a handler,
+            above which reading stops; one request is always read, so at most this
+            plus one ``max_frame_size`` wait.
         priority: message classes handled at once, ahead of the queue (see above).
+        handler_timeout: seconds a handler may run (default ``None``: no limit).
         task_status: for ``nursery.start``: started once the responder is reading.
 
     Raises:
@@ -296,8 +369,8 @@ async def serve(
         TypeError: ``handler`` is not an ``async def`` function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).
         ValueError: ``max_concurrency`` or ``max_queued`` is not an int >= 1,
-            ``drain_timeout`` is negative, ``max_unwritten`` negative or
-            ``stall_timeout`` not positive.
+            ``drain_timeout`` is negative, ``max_unwritten`` or ``max_queued_bytes``
+            negative, ``stall_timeout`` or ``handler_timeout`` not positive.
     """
     if not _is_async_callable(handler):
         raise TypeError(
@@ -312,13 +385,29 @@ async def serve(
     priority_tags = frozenset(map(message_type_of, priority if isinstance(priority, tuple) else (priority,)))
     if type(max_unwritten) is not int or max_unwritten < 0:
         raise ValueError(f"max_unwritten must be an int >= 0, not {max_unwritten!r}")
+    if type(max_queued_bytes) is not int or max_queued_bytes < 0:
+        raise ValueError(f"max_queued_bytes must be an int >= 0, not {max_queued_bytes!r}")
     if not isinstance(stall_timeout, (int, float)) or not 0 < stall_timeout <= math.inf:
         raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall_timeout!r}")
+    if handler_timeout is not None and (
+        not isinstance(handler_timeout, (int, float)) or not 0 < handler_timeout <= math.inf
+    ):
+        raise ValueError(f"handler_timeout must be a positive number of seconds or None, not {handler_timeout!r}")
     responder = _Responder(
         stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size,
         incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout,
-        max_queued=max_queued, priority=priority_tags,
+        max_queued=max_queued, max_queued_bytes=max_queued_bytes, priority=priority_tags,
+        handler_timeout=None if handler_timeout == math.inf else handler_timeout,
     )
+    await run_responder(responder, stream, codec, hello, drain_timeout, task_status)
+
+
+async def run_responder(
+    responder: _Responder, stream: trio.abc.Stream, codec: Codec, hello: Any, drain_timeout: float,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a responder built with checked options (:func:`serve`'s body; the
+    supervisor's incarnation builds its own, to see heartbeats as they are read)."""
     try:
         if hello is not None:
             responder.pump.queue(response_bytes(0, codec.pack(hello)))

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import outcome
@@ -149,9 +149,11 @@ class WorkerProcess:
 
 
 async def spawn_worker(
-    command: Sequence[str], socket_fd: int, *, target_fd: int, own_group: bool
+    command: Sequence[str], socket_fd: int, *, target_fd: int, own_group: bool,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerProcess:
-    """Spawn ``command`` with ``socket_fd`` as its fd ``target_fd`` (its only copy).
+    """Spawn ``command`` with ``socket_fd`` as its fd ``target_fd`` (its only copy),
+    with ``env`` added to this process's environment.
 
     Raises:
         OSError: the command could not be spawned.
@@ -169,6 +171,8 @@ async def spawn_worker(
                 os.close(socket_fd)
 
     options: dict[str, Any] = {"preexec_fn": in_child, "process_group": 0 if own_group else None}
+    if env:
+        options["env"] = {**os.environ, **env}
     if target_fd == 0:
         options["stdin"] = socket_fd
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -16,11 +17,13 @@ from ._arguments import check_codec
 from ._comms import Comms
 from ._errors import ChannelClosed
 from ._open import run_comms
-from ._options import ChannelConfig, CommsOptions
+from ._options import CREDIT_ENV, ChannelConfig, CommsOptions, within_credit
 from ._state import ChannelState
 from ._thread_mode import ThreadedComms
 
 __all__ = ["connect_to_supervisor", "supervisor_socket"]
+
+log = logging.getLogger(__name__)
 
 
 def supervisor_socket(fd: int = 0) -> socket.socket:
@@ -71,7 +74,11 @@ async def connect_to_supervisor(
     the blocked loop, say). The heartbeat still comes from the worker's main loop,
     so a blocked loop is still stuck.
 
-    The socket is taken with :func:`supervisor_socket`: one copy of it.
+    The socket is taken with :func:`supervisor_socket`: one copy of it. Under
+    :func:`~actors.open_supervisor`, ``max_in_flight`` and ``max_unanswered`` are
+    kept within what the supervisor holds at once (2,112 requests by default; a
+    warning says when they are lowered), so bulk requests never leave the heartbeat
+    unread in the socket.
 
     Args:
         codec: the message codec.
@@ -85,6 +92,15 @@ async def connect_to_supervisor(
     """
     check_codec(codec, "connect_to_supervisor")
     config = ChannelConfig(**options)  # checked before the socket is taken
+    credit = _supervisor_credit()
+    if credit is not None:
+        limited = within_credit(config, credit)
+        if limited is not config:
+            log.warning(
+                "max_in_flight=%d, max_unanswered=%d lowered to %d, %d: the supervisor holds %d requests at once",
+                config.max_in_flight, config.unanswered_limit, limited.max_in_flight, limited.unanswered_limit, credit,
+            )
+        config = limited
     sock = supervisor_socket(fd)
     opened: AbstractAsyncContextManager[Comms]
     if thread:
@@ -119,6 +135,12 @@ async def connect_to_supervisor(
 
 
 _CLOSED = (ChannelState.CLOSING, ChannelState.CLOSED)
+
+
+def _supervisor_credit() -> int | None:
+    """The supervisor's credit (:data:`CREDIT_ENV`), if it set a valid one."""
+    value = os.environ.get(CREDIT_ENV, "")
+    return int(value) if value.isdigit() and int(value) >= 2 else None
 
 
 def _only_channel_closed(error: BaseException) -> bool:

@@ -147,6 +147,13 @@ class FrameDecoder(Generic[FrameT]):
         return len(self._buffer) - self._pos
 
     @property
+    def consumed(self) -> int:
+        """How many bytes of the stream are behind the last frame or event returned
+        (taken out as frames, or skipped): the difference between two reads of it
+        is what the frames in between took on the wire."""
+        return self._consumed + self._pos
+
+    @property
     def failed(self) -> RemoteProtocolError | None:
         """The error that failed this decoder, or ``None`` while it is healthy."""
         return self._error

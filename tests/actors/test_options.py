@@ -81,3 +81,15 @@ async def test_open_supervisor_refuses_bad_options_before_it_spawns(bad: dict[st
     with pytest.raises(ValueError, match=match):
         async with actors.open_supervisor(["/nonexistent/never-run"], CODEC, lambda m: m, heartbeat=int, **bad):
             pass  # pragma: no cover
+
+
+def test_a_workers_requests_on_the_wire_are_kept_within_the_supervisors_credit() -> None:
+    """in flight + given up but unanswered <= what the supervisor holds (docs/design.rst)."""
+    from actors._options import ChannelConfig, within_credit
+
+    default = ChannelConfig()
+    assert within_credit(default, 2048 + 64) is default  # a default worker fits as it is
+    big = within_credit(ChannelConfig(max_in_flight=4096), 2112)
+    assert (big.max_in_flight, big.unanswered_limit) == (1056, 1056)
+    small = within_credit(ChannelConfig(max_in_flight=10, max_unanswered=5000), 2112)
+    assert (small.max_in_flight, small.unanswered_limit) == (10, 2102)

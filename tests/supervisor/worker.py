@@ -65,11 +65,11 @@ def count_socket_copies(inode: int) -> int:
     return copies
 
 
-async def run_busy(mode: str, fd: int, load: int) -> None:
+async def run_busy(mode: str, fd: int, load: int, max_in_flight: int) -> None:
     """Side tasks keep ``load`` requests waiting on a slow supervisor while the main
     loop heartbeats every 0.2 s through the priority lane; "busy-block" then blocks
     the main loop with sync code after 2 s."""
-    async with actors.connect_to_supervisor(CODEC, fd=fd, heartbeat=Heartbeat) as comms:
+    async with actors.connect_to_supervisor(CODEC, fd=fd, heartbeat=Heartbeat, max_in_flight=max_in_flight) as comms:
         async with trio.open_nursery() as nursery:
 
             async def ask() -> None:
@@ -86,9 +86,9 @@ async def run_busy(mode: str, fd: int, load: int) -> None:
                 await trio.sleep(0.2)
 
 
-async def main(mode: str, fd: int, load: int = 0) -> None:
+async def main(mode: str, fd: int, load: int = 0, max_in_flight: int = 1024) -> None:
     if mode.startswith("busy"):
-        await run_busy(mode, fd, load)
+        await run_busy(mode, fd, load, max_in_flight)
     if mode in ("deep-frame", "deep-request", "no-read"):
         hostile(mode, fd)
     if mode == "garbage":
@@ -171,6 +171,7 @@ if __name__ == "__main__":
     parser.add_argument("mode")
     parser.add_argument("--fd", type=int, default=0)
     parser.add_argument("--load", type=int, default=0, help="busy modes: requests kept waiting")
+    parser.add_argument("--max-in-flight", type=int, default=1024, help="busy modes: the channel's max_in_flight")
     args = parser.parse_args()
-    trio.run(main, args.mode, args.fd, args.load)
+    trio.run(main, args.mode, args.fd, args.load, args.max_in_flight)
     sys.exit(0)
