@@ -35,6 +35,7 @@ from ._errors import PeerUnresponsive as PeerUnresponsive
 from ._errors import RemoteError as RemoteError
 from ._errors import ReplyTooLarge as ReplyTooLarge
 from ._errors import RequestTimeout as RequestTimeout
+from ._listeners import serve_listeners as serve_listeners
 from ._observable import Observable as Observable
 from ._open import open_comms as open_comms
 from ._options import CommsOptions as CommsOptions
@@ -93,6 +94,7 @@ __all__ = [
     "open_comms",
     "open_supervisor",
     "serve",
+    "serve_listeners",
     "supervisor_socket",
 ]
 

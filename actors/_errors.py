@@ -169,8 +169,10 @@ class PeerNotAnswering(PeerUnresponsive):
 class PeerNotReading(PeerUnresponsive):
     """Why a channel (or ``serve``) ended when its peer stopped reading.
 
-    Raised when bytes were waiting to be written and the peer read none of them for
-    :attr:`stalled_for` seconds (the socket stayed full): a peer that never reads
+    Raised when bytes were waiting to be written and none of them could be written for
+    :attr:`stalled_for` seconds (the socket stayed full: the peer read nothing, or
+    too little to make room; the kernel wakes a writer only once a good part of the
+    socket's buffer is free, so a trickle of reads counts as not reading): a peer that never reads
     would otherwise hold the writer, and everything queued behind it, forever.
     :attr:`unwritten` is how many bytes were still waiting.
     """

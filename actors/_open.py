@@ -31,8 +31,8 @@ async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[Co
 
     The actor owns ``stream`` and closes it on exit. If the peer goes away, the
     actor does not raise into the host's nursery: pending and later calls raise
-    ``ChannelClosed`` and ``comms.state`` becomes ``CLOSED``. A peer that reads none
-    of our waiting bytes for twice ``timeout`` (at least 10 s; 30 s without a
+    ``ChannelClosed`` and ``comms.state`` becomes ``CLOSED``. A peer that makes no
+    room for our waiting bytes for twice ``timeout`` (at least 10 s; 30 s without a
     timeout) has stopped reading: the channel closes with
     :class:`~actors.PeerNotReading` as the cause.
 

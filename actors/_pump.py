@@ -21,7 +21,7 @@ One policy for what ends a stream, on both ends:
 - the peer sent bytes that are not frames: the decoder's ``RemoteProtocolError``;
 - the stream failed (``trio.BrokenResourceError``, ``trio.ClosedResourceError``,
   any ``OSError``): that error;
-- bytes were waiting and the peer read none of them for ``stall_timeout``:
+- bytes were waiting and none could be written for ``stall_timeout``:
   :class:`~actors.PeerNotReading`.
 
 The loops *return* that cause instead of raising it, so each owner decides what

@@ -255,7 +255,7 @@ class _Responder:
                     self.reading_ended()
                     if isinstance(end, RemoteProtocolError):
                         # Kept, not returned here: the cancel would replace a return.
-                        log.warning("peer sent a bad frame, closing: %s", end)
+                        log.debug("peer sent a bad frame, closing: %s", end)  # raised: the caller logs it
                         protocol_error = end
                         drain_scope.cancel()
                     else:
@@ -267,7 +267,7 @@ class _Responder:
         if protocol_error is None and write_error is None and self.cancelled:
             log.warning("cancelled %d handlers still running %g s after the peer's end", self.cancelled, drain_timeout)
         if protocol_error is None and isinstance(write_error, PeerNotReading):
-            log.warning("%s: stopped serving", write_error)
+            log.debug("%s: stopped serving", write_error)  # raised: the caller logs it
             return write_error
         return protocol_error
 
@@ -330,8 +330,8 @@ async def serve(
       answered ``FRAME_TOO_LARGE`` with both sizes in the detail.
     - Replies are backpressured: while more than ``max_unwritten`` bytes of them
       wait to be written, no handler starts and nothing is read, so a peer that
-      floods requests and never reads costs bounded memory. If it reads none of
-      them for ``stall_timeout`` seconds, serve ends with :class:`~actors.PeerNotReading`.
+      floods requests and never reads costs bounded memory. If it makes no room
+      for them for ``stall_timeout`` seconds, serve ends with :class:`~actors.PeerNotReading`.
     - When the peer's stream ends (it closed its side, or the stream failed), reading
       stops; running handlers get ``drain_timeout`` seconds to finish and have their
       replies written (if the peer still reads), then the rest are cancelled and
@@ -351,7 +351,7 @@ async def serve(
         incarnation: reported by :func:`~actors.current_request` (a supervisor sets it).
         max_unwritten: bytes of replies waiting to be written above which no more
             requests are read or handled.
-        stall_timeout: seconds the peer may read none of our waiting replies.
+        stall_timeout: seconds the peer may make no room for our waiting replies.
         max_queued: requests read and waiting for a handler, above which reading stops.
         max_queued_bytes: bytes (on the wire) of the requests waiting for a handler,
             above which reading stops; one request is always read, so at most this
@@ -364,7 +364,7 @@ async def serve(
         RemoteProtocolError: the peer sent bytes that are not a frame (garbage, a
             zero-length frame, an oversized one whose id cannot be read, end of
             stream inside a frame); running handlers are cancelled and the stream closed.
-        PeerNotReading: replies were waiting and the peer read none of them for
+        PeerNotReading: replies were waiting and none could be written for
             ``stall_timeout`` seconds; running handlers are cancelled and the stream closed.
         TypeError: ``handler`` is not an ``async def`` function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).

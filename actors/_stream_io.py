@@ -43,7 +43,7 @@ class StreamIO:
         """Write all of ``data``, waiting only while the socket is full.
 
         Raises:
-            trio.TooSlowError: the peer read nothing for ``stall_timeout`` seconds
+            trio.TooSlowError: nothing could be written for ``stall_timeout`` seconds
                 (on the fast path: the socket stayed full that long; on other
                 streams, whose progress is not visible, ``send_all`` took that long).
         """

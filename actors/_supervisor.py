@@ -227,7 +227,7 @@ async def open_supervisor(
       ``overloaded_lag``; :meth:`Supervisor.healthy` stays the liveness signal.
     - A stuck worker is stopped (SIGTERM, SIGKILL after ``stop_timeout``; SIGKILL at
       once if it is stopped by SIGSTOP). One that exits (any code, any signal),
-      closes its channel, sends garbage or reads none of its replies for
+      closes its channel, sends garbage or makes no room for its replies for
       ``stuck_after`` is dead. Either way its requests are refused from that moment
       and its running handlers cancelled, and after a backoff (exponential from
       ``backoff_initial`` to ``backoff_max``, with jitter; reset after 10 s of

@@ -52,6 +52,8 @@ def test_every_docs_program_is_shown_on_a_page() -> None:
         assert f".. literalinclude:: examples/{program.name}" in shown, program.name
 
 
+LISTENER_OUTPUT = ["you asked 'client 0'", "you asked 'client 1'", "you asked 'client 2'"]  # in any order
+
 EXPECTED_OUTPUT = {
     "sans_io.py": ["VariableResult(key='k', value='v')"],
     "callers.py": ["on the loop thread: LoopThreadError", "trio host: 8 replies routed", "threads host: value of x", "asyncio host: 10 replies, the last value of 9"],
@@ -71,6 +73,17 @@ def test_a_docs_program_runs_and_prints_what_it_says(name: str) -> None:
     assert done.stdout.splitlines() == EXPECTED_OUTPUT[name]
 
 
+def test_the_listener_program_logs_the_dead_client_once() -> None:
+    done = run(DOCS / "examples" / "listener.py")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == LISTENER_OUTPUT
+    warnings = done.stderr.splitlines()
+    assert len(warnings) == 1, warnings
+    assert re.fullmatch(
+        r"WARNING actors\._listeners: connection from 127\.0\.0\.1:\d+ ended: TruncatedFrame: .*", warnings[0]
+    ), warnings
+
+
 def test_the_supervisor_program_runs_as_a_real_process_and_leaves_no_worker() -> None:
     done = run(DOCS / "examples" / "supervised.py")
     assert done.returncode == 0, done.stderr
@@ -83,7 +96,7 @@ def test_the_supervisor_program_runs_as_a_real_process_and_leaves_no_worker() ->
 
 
 def test_every_program_is_checked() -> None:
-    assert {program.name for program in PROGRAMS} == {*EXPECTED_OUTPUT, "supervised.py"}
+    assert {program.name for program in PROGRAMS} == {*EXPECTED_OUTPUT, "supervised.py", "listener.py"}
 
 
 def test_every_public_name_the_readme_and_docs_mention_exists() -> None:

@@ -166,3 +166,33 @@ async def test_the_new_options_are_checked(option: str, bad: object) -> None:
     finally:
         await ours.aclose()
         await theirs.aclose()
+
+
+async def test_a_peer_reading_a_trickle_counts_as_not_reading(autojump_clock: trio.abc.Clock) -> None:
+    """docs/errors.rst: the socket stays full while the peer reads 100 bytes a second,
+    which frees no room for the next write, so serve ends with PeerNotReading after
+    stall_timeout, though the peer is reading."""
+
+    async def handler(message: object) -> object:
+        return Blob(data=b"y" * MiB)
+
+    ours, theirs = socket_stream_pair()
+    requests = b"".join(encode_frame(RequestFrame(id=n, body=CODEC.encode(Hang()))) for n in range(1, 9))
+    read = 0
+    async with trio.open_nursery() as nursery:
+
+        async def trickle() -> None:
+            nonlocal read
+            await theirs.send_all(requests)
+            while True:
+                await trio.sleep(1)
+                read += len(await theirs.receive_some(100))
+
+        nursery.start_soon(trickle)
+        started = trio.current_time()
+        with pytest.raises(actors.PeerNotReading):
+            await actors.serve(ours, CODEC, handler, stall_timeout=5)
+        assert 5 <= trio.current_time() - started < 60
+        assert read > 0  # it was reading, a trickle
+        nursery.cancel_scope.cancel()
+    await theirs.aclose()
