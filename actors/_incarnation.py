@@ -11,6 +11,7 @@ between them.
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
 import logging
 import socket
@@ -39,6 +40,7 @@ log = logging.getLogger("actors._supervisor")
 
 _QUEUED = 2048  # a worker's requests the supervisor reads ahead of its handlers: twice
 # a default worker's max_in_flight, so its in flight and unanswered both fit
+_NOT_A_COMMAND = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR})
 _EXIT_GRACE = 1.0  # seconds a worker that closed its channel has to exit before it is stopped
 
 
@@ -83,13 +85,19 @@ class Incarnation:
         and say how it ended. However this is left (cancelled too), the worker has
         been stopped and reaped."""
         board = self._board
-        ours, theirs = socket.socketpair()
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:
+            return self._spawn_failed(exc)
         try:
             self.process = await spawn_worker(
                 self._command, theirs.fileno(), target_fd=self._options.fd,
                 own_group=self._options.own_process_group,
                 env={CREDIT_ENV: str(_QUEUED + self._options.max_concurrency)},
             )
+        except OSError as exc:
+            ours.close()
+            return self._spawn_failed(exc)
         finally:
             theirs.close()
         self.alive = self.serving = True
@@ -116,6 +124,24 @@ class Incarnation:
         return ExitRecord(
             incarnation=self.number, exit_code=self.process.returncode, reason=self.reason, at=trio.current_time()
         )
+
+    def _spawn_failed(self, error: OSError) -> ExitRecord:
+        """No process (out of fds or processes, say): a dead incarnation, restarted
+        after the backoff and counted against the restart intensity like any other.
+        A first spawn of a command that cannot run at all raises instead.
+
+        Raises:
+            OSError: the first spawn failed because the command is missing, not
+                executable or not a program (``ENOENT``, ``EACCES``, ``ENOEXEC``,
+                ``ENOTDIR``): a mistake to report, not a fault to retry.
+        """
+        if self.number == 1 and error.errno in _NOT_A_COMMAND:
+            raise error
+        log.warning("worker incarnation %d could not be spawned: %s", self.number, error)
+        self._board.move(WorkerState.STARTING, heartbeat_age=None, pid=None, incarnation=self.number,
+                         restarts=self.number - 1, loop_lag=None)
+        self.reason = f"spawn failed: {error.strerror or error}"
+        return ExitRecord(incarnation=self.number, exit_code=None, reason=self.reason, at=trio.current_time())
 
     def declare_dead(self, reason: str) -> None:
         """End this incarnation: the first reason given is the one recorded; from now

@@ -159,18 +159,18 @@ class Job:
             "triggers": self.counts,
         }
 
+    # The routes cost no store query: they read the counts the job's own loop refreshes
+    # every 0.1 s, so a flood of health checks cannot queue work ahead of the runner's sync.
+
     async def ready_route(self) -> tuple[int, str, bytes]:
-        self.counts = await self.store.counts()
         ready, body = self.readiness()
         return (200 if ready else 503), "application/json", json.dumps(body).encode()
 
     async def health_route(self) -> tuple[int, str, bytes]:
-        self.counts = await self.store.counts()
         healthy, body = self.health()
         return (200 if healthy else 503), "application/json", json.dumps(body).encode()
 
     async def metrics_route(self) -> tuple[int, str, bytes]:
-        self.counts = await self.store.counts()
         registry = CollectorRegistry()
         registry.register(_JobCollector(self))
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(registry)

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 Route = Callable[[], Awaitable[tuple[int, str, bytes]]]  # -> (status, content type, body)
 
 MAX_REQUEST = 64 * 1024
+MAX_CONNECTIONS = 256
+"""Connections served at once; one more is closed as soon as it is accepted, so idle
+clients cannot take every fd the job needs for its runner and store."""
 
 
 async def _handle(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
@@ -51,8 +54,19 @@ async def serve_http(
 ) -> None:
     """Serve ``routes`` (GET only) on ``host:port``; reports the bound port through ``task_status``."""
 
+    room = trio.CapacityLimiter(MAX_CONNECTIONS)
+
     async def handler(stream: trio.SocketStream) -> None:
-        await _handle(stream, routes)
+        try:
+            room.acquire_nowait()
+        except trio.WouldBlock:
+            log.debug("http: %d connections open, refusing one more", MAX_CONNECTIONS)
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await _handle(stream, routes)
+        finally:
+            room.release()
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
