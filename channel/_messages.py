@@ -24,6 +24,7 @@ import cattrs
 from ._converter import make_default_converter
 from ._errors import MessageDecodeError, MessageEncodeError
 from ._frames import PACKED_NIL, pack_value
+from ._locate import DETAILED_MAX_VALUES, first_failure, holds_more_values_than
 from ._util import short_repr
 
 __all__ = ["TAG_KEY", "Codec", "Request", "message_type_of", "reply_type_of"]
@@ -313,6 +314,13 @@ class Codec:
             return self._structure[cls](body, cls)
         except Exception:
             pass  # say exactly where: structure it again, with detailed validation
+        if holds_more_values_than(body, DETAILED_MAX_VALUES):
+            # Detailed validation would build one exception per bad value: find the
+            # first failure at the cost of acceptance instead.
+            path, reason = first_failure(self._fast_converter, cls, body) or ("$", "does not structure")
+            raise MessageDecodeError(
+                tag, path, f"{reason} (the first failure only: the body holds over {DETAILED_MAX_VALUES:,} values)"
+            )
         try:
             return self._detailed_structure[cls](body, cls)
         except Exception as exc:
