@@ -113,21 +113,21 @@ def _inside(converter: cattrs.Converter, type_: Any, value: Any, path: str) -> t
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 return False, None
-            for index, (item, item_type) in enumerate(zip(value, args, strict=True)):
-                found = first_failure(converter, item_type, item, f"{path}[{index}]")
+            for position, (item, item_type) in enumerate(zip(value, args, strict=True)):
+                found = first_failure(converter, item_type, item, f"{path}[{position}]")
                 if found is not None:
                     return True, found
             return True, None
-        index = _first_bad(converter, list[args[0]], value)  # type: ignore[valid-type]
-        if index is None:
+        bad = _first_bad(converter, list[args[0]], value)  # type: ignore[valid-type]
+        if bad is None:
             return True, None
-        return True, first_failure(converter, args[0], value[index], f"{path}[{index}]")
+        return True, first_failure(converter, args[0], value[bad], f"{path}[{bad}]")
     if origin in _MAPPINGS and type(value) is dict and len(args) == 2:
         pairs = list(value.items())
-        index = _first_bad(converter, dict[args[0], args[1]], pairs, dict)  # type: ignore[valid-type]
-        if index is None:
+        bad_pair = _first_bad(converter, dict[args[0], args[1]], pairs, dict)  # type: ignore[valid-type]
+        if bad_pair is None:
             return True, None
-        key, item = pairs[index]
+        key, item = pairs[bad_pair]
         found = first_failure(converter, args[0], key, f"{path}[{key!r}]")
         return True, found or first_failure(converter, args[1], item, f"{path}[{key!r}]")
     return False, None
