@@ -17,9 +17,11 @@ from ._bounds import (
     PLAIN_UNPACK_MAX,
     TooDeep,
     TooManyContainers,
+    UnsupportedExt,
     budgeted_unpack,
     check_depth,
     max_containers,
+    refuse_ext,
 )
 from ._errors import (
     FrameTooLarge,
@@ -88,10 +90,11 @@ class FrameDecoder(Generic[FrameT]):
     - decoding is total and bounded: any bytes give frames, events or the errors
       listed under :meth:`next_frame`, never another exception. A frame's body,
       carrier or error nests at most ``max_depth`` levels, and a frame holds at
-      most :func:`max_containers` maps and arrays for its size, so it decodes to
-      at most about 20 times its size in Python objects; a well-framed frame over
-      either bound, or with a string that is not UTF-8 or a timestamp out of
-      range, comes out as a :class:`RejectedFrame` that fails alone.
+      most :func:`max_containers` maps and arrays for its size, and holds no
+      msgpack extension type but the timestamp, so it decodes to at most 42 times
+      its size in Python objects; a well-framed frame over any of these bounds, or
+      with a string that is not UTF-8 or a timestamp out of range, comes out as a
+      :class:`RejectedFrame` that fails alone.
 
     Args:
         frame_type: :class:`RequestFrame` to decode requests (a responder),
@@ -240,7 +243,7 @@ class FrameDecoder(Generic[FrameT]):
                 end = start + length
                 if 0 < length <= self._plain_max and end <= len(buffer):
                     try:
-                        value = _unpackb(buffer[start:end], timestamp=3, strict_map_key=False)
+                        value = _unpackb(buffer[start:end], timestamp=3, strict_map_key=False, ext_hook=refuse_ext)
                     except Exception:  # garbage: the careful path names it
                         value = None
                     if type(value) is list and len(value) in self._arities:
@@ -362,6 +365,8 @@ class FrameDecoder(Generic[FrameT]):
                 return self._refuse(payload, offset, f"more than {budget} maps and arrays in a frame of {length} bytes")
             except msgpack.StackError:
                 return self._refuse(payload, offset, f"nested deeper than max_depth={self._max_depth}")
+            except UnsupportedExt as exc:
+                return self._refuse(payload, offset, f"msgpack extension type {exc.code} is not supported")
             except Exception as exc:  # msgpack raises a zoo of types for garbage
                 # Framed well but for one value (a string that is not UTF-8, a
                 # timestamp out of range)? Then it fails alone, like a bad body.
