@@ -166,6 +166,9 @@ class Harness:
                 problems.append(f"trigger {row.id} ({row.kind}) ended {row.state}, expected {expected} ({row.error})")
             if row.kind == "poison" and row.error != "blocked the runner":
                 problems.append(f"poison trigger {row.id} failed for another reason: {row.error}")
+            if row.kind == "blocks_once" and not any(blamed == row.id for blamed, _ in self.job.blocks):
+                # It blocks the loop in its very first step: the one a late link misses.
+                problems.append(f"trigger {row.id} (blocks_once) blocked the loop and was never blamed")
         if self.job.misroutes:
             problems.append(f"{self.job.misroutes} misrouted replies")
         if self.args.chaos and not {"SIGKILL", "SIGSTOP"} <= {c.split()[0] for c in self.chaos}:

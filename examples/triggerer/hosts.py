@@ -38,6 +38,24 @@ class TrioStepTimer(trio.abc.Instrument):
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.trigger_of: dict[trio.lowlevel.Task, int] = {}  # each trigger's own task
+        self._spawning: int | None = None  # the trigger whose task start_soon is creating
+
+    def spawn(self, nursery: trio.Nursery, trigger_id: int, fn: Callable[[], Awaitable[None]]) -> None:
+        """Start ``fn`` as trigger ``trigger_id``'s task, linked to it before its first
+        step runs (trio calls ``task_spawned`` inside ``start_soon``), so a trigger
+        that blocks in its very first step is blamed too. The link ends with the task."""
+        self._spawning = trigger_id
+        try:
+            nursery.start_soon(fn)
+        finally:
+            self._spawning = None
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        if self._spawning is not None:
+            self.trigger_of[task] = self._spawning
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.trigger_of.pop(task, None)
 
     def _trigger(self, task: trio.lowlevel.Task) -> int | None:
         while True:
@@ -139,16 +157,11 @@ class TrioHost:
         scope = trio.CancelScope()
 
         async def run_trigger() -> None:
-            task = trio.lowlevel.current_task()
-            self.timer.trigger_of[task] = trigger_id
-            try:
-                with scope:
-                    deadline = trio.move_on_after(self.runner.args.trigger_timeout)
-                    await run_one_trigger(self.runner, trigger_id, trigger, deadline)
-            finally:
-                del self.timer.trigger_of[task]
+            with scope:
+                deadline = trio.move_on_after(self.runner.args.trigger_timeout)
+                await run_one_trigger(self.runner, trigger_id, trigger, deadline)
 
-        self.nursery.start_soon(run_trigger)
+        self.timer.spawn(self.nursery, trigger_id, run_trigger)
         return scope
 
     async def sleep(self, seconds: float) -> None:

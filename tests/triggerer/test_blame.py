@@ -90,3 +90,25 @@ def test_asyncio_steps_are_timed_and_attributed_to_their_trigger() -> None:
     assert asyncio.run(main()) == ["done", "done"]
     assert log.longest[7] >= 0.2
     assert 0 < log.longest[8] < 0.05
+
+
+def test_a_trio_trigger_that_blocks_in_its_very_first_step_is_blamed() -> None:
+    """Issue 24 item 19: the task was linked to its trigger inside its first step, after
+    the instrument's before_task_step had run, so that step was charged to nobody (8 of
+    8 trio runs never blamed blocks_once). TrioStepTimer.spawn links it at spawn."""
+    log = StepLog()
+
+    async def blocks_at_once() -> None:
+        time.sleep(0.2)  # noqa: ASYNC251 - before any checkpoint: the very first step
+
+    async def main() -> None:
+        timer = TrioStepTimer(log)  # type: ignore[arg-type]
+        trio.lowlevel.add_instrument(timer)
+        async with trio.open_nursery() as nursery:
+            timer.spawn(nursery, 7, blocks_at_once)
+        assert timer.trigger_of == {}  # the link ended with the task
+        trio.lowlevel.remove_instrument(timer)
+
+    trio.run(main)
+    assert log.longest[7] >= 0.2
+    assert log.longest[None] < 0.2
