@@ -5,12 +5,13 @@ and the clear error where a blocking call would deadlock."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 
 import greenback
 import pytest
 import trio
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 import actors
 
@@ -107,6 +108,61 @@ async def test_asgiref_async_to_sync_in_a_worker_thread() -> None:
                 for i in range(5):
                     nursery.start_soon(call, i)
             assert results == {i: Echoed(text=f"g{i}") for i in range(5)}
+
+
+async def test_the_airflow_path_sync_to_async_calling_async_to_sync_asend_with_cancellations() -> None:
+    """docs/callers.rst, asgiref: an asyncio loop (Airflow's triggerer runner) runs
+    triggers whose sync code, under ``sync_to_async``, calls ``async_to_sync(asend)``;
+    asgiref runs that asend back on the loop. 40 triggers, every fourth cancelled while
+    its request is in flight (the seed's fatal case): every other reply is its own."""
+    release = trio.Event()
+    waiting = 0
+    all_in_flight = threading.Event()
+
+    async def slow_echo(message: Echo) -> Echoed:
+        nonlocal waiting
+        if message.text.startswith("cancel"):
+            waiting += 1
+            if waiting == 10:
+                all_in_flight.set()  # every request to be cancelled is written and read
+            await release.wait()
+        return Echoed(text=message.text)
+
+    with trio.fail_after(TEST_TIMEOUT):
+        async with comms_and_responder(slow_echo) as comms:
+
+            def trigger_sync_code(text: str) -> object:
+                return async_to_sync(comms.asend)(Echo(text=text))
+
+            async def runner() -> tuple[dict[str, object], int]:
+                # One thread per trigger, as Airflow's runner sizes its pool.
+                asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(64))
+
+                async def trigger(i: int) -> object:
+                    text = f"cancel{i}" if i % 4 == 0 else f"t{i}"
+                    return await sync_to_async(trigger_sync_code, thread_sensitive=False)(text)
+
+                tasks = {i: asyncio.ensure_future(trigger(i)) for i in range(40)}
+                await asyncio.to_thread(all_in_flight.wait, TEST_TIMEOUT)
+                for i, task in tasks.items():
+                    if i % 4 == 0:
+                        task.cancel()
+                # asgiref's cancellation leaves the sync code (and its asend) running,
+                # as in Airflow: let their replies come, for the executor to finish.
+                trio.from_thread.run_sync(release.set)
+                results = {}
+                cancelled = 0
+                for i, task in tasks.items():
+                    try:
+                        results[f"t{i}"] = await task
+                    except asyncio.CancelledError:
+                        cancelled += 1
+                return results, cancelled
+
+            results, cancelled = await trio.to_thread.run_sync(asyncio.run, runner())
+            assert cancelled == 10
+            assert results == {f"t{i}": Echoed(text=f"t{i}") for i in range(40) if i % 4}
+            assert await comms.asend(Echo(text="after")) == Echoed(text="after")
 
 
 async def test_send_from_trio_worker_threads() -> None:

@@ -73,14 +73,17 @@ def test_a_blocked_host_loop_does_not_stall_the_channel() -> None:
 
         async def asyncio_main() -> tuple[bool, list[object]]:
             pending = [asyncio.ensure_future(comms.asend(Echo(text=f"p{i}"))) for i in range(10)]
-            await asyncio.sleep(0)  # let them submit
+            # One iteration: the 10 calls start and queue on this loop's batch, which is
+            # handed to the actor at the end of an iteration (a call_soon handle); the
+            # loop blocks before that, so none is submitted until it wakes.
+            await asyncio.sleep(0)
             threading.Thread(target=other_thread).start()
             finished_while_blocked = thread_done.wait(TEST_TIMEOUT)  # blocks this loop
             return finished_while_blocked, await asyncio.gather(*pending)
 
         finished_while_blocked, replies = asyncio.run(asyncio_main())
         assert finished_while_blocked
-        # The loop's own calls were routed meanwhile and are there when it wakes.
+        # The loop's own calls, submitted once it woke, were answered too.
         assert replies == [Echoed(text=f"p{i}") for i in range(10)]
 
 
