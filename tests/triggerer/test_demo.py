@@ -47,6 +47,14 @@ class Demo:
             self.runner_pids.add(int(match.group(1)))
         return line
 
+    async def follow(self, scope: trio.CancelScope) -> None:
+        """Read every line until the demo's output ends, then cancel ``scope``."""
+        try:
+            while True:
+                await self.next_line()
+        except EOFError:
+            scope.cancel()
+
 
 def demo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "examples.triggerer", *args]
@@ -199,15 +207,8 @@ async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_re
                     except (httpx.ConnectError, httpx.RemoteProtocolError):
                         pass  # the run is over: the server is gone, or going mid-request
 
-                async def follow() -> None:
-                    try:
-                        while True:
-                            await demo.next_line()
-                    except EOFError:
-                        nursery.cancel_scope.cancel()
-
                 nursery.start_soon(sample)
-                nursery.start_soon(follow)
+                nursery.start_soon(demo.follow, nursery.cancel_scope)
             code = await process.wait()
     finally:
         await ensure_ended(process)

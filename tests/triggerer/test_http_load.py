@@ -67,15 +67,8 @@ async def test_a_flood_of_readiness_checks_never_restarts_the_runner(tmp_path: P
                             room.release()
                             clients.start_soon(one)
 
-                async def follow() -> None:
-                    try:
-                        while True:
-                            await demo.next_line()
-                    except EOFError:
-                        nursery.cancel_scope.cancel()
-
                 nursery.start_soon(flood)
-                nursery.start_soon(follow)
+                nursery.start_soon(demo.follow, nursery.cancel_scope)
             code = await process.wait()
     finally:
         await ensure_ended(process)
