@@ -10,24 +10,20 @@ between them.
 
 from __future__ import annotations
 
-import array
 import errno
-import fcntl
 import logging
 import socket
-import termios
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, final
 
 import trio
 
 from channel import Codec, ErrorReply, RemoteProtocolError
-from channel.lowlevel import message_type_of
 
 from ._errors import PeerNotReading
-from ._options import CREDIT_ENV
+from ._options import CREDIT_ENV, ServeConfig
 from ._policy import ExitRecord, Liveness
-from ._responder import Handler, _Responder, run_responder
+from ._responder import Handler, _Responder
 from ._spawn import WorkerProcess, is_stopped, spawn_worker
 from ._supervisor_status import StatusBoard, WorkerState
 
@@ -77,8 +73,7 @@ class Incarnation:
         self.reason = "supervisor stopped"
         self._nursery: trio.Nursery | None = None
         self._watchdog: trio.CancelScope | None = None
-        self._socket: socket.socket | None = None  # our end, while serving
-        self._responder: _Responder | None = None
+        self._responder: _Responder | None = None  # while serving
 
     async def run(self) -> ExitRecord:
         """Spawn the worker, serve and watch it until it is declared dead, stop it,
@@ -106,7 +101,6 @@ class Incarnation:
             WorkerState.STARTING, heartbeat_age=None, pid=self.process.pid, incarnation=self.number,
             restarts=self.number - 1, loop_lag=None,
         )
-        self._socket = ours
         try:
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
             async with trio.open_nursery() as nursery:
@@ -178,15 +172,14 @@ class Incarnation:
     async def serve(self, stream: trio.SocketStream) -> None:
         """Serve the worker's requests until its channel ends; then it is dead."""
         options = self._options
-        self._responder = _Responder(
-            stream, self._codec, self.handle, max_concurrency=options.max_concurrency,
-            max_frame_size=options.max_frame_size, incarnation=self.number, max_unwritten=4 * 2**20,
-            stall_timeout=options.stuck_after, max_queued=_QUEUED, max_queued_bytes=4 * 2**20,
-            priority=frozenset(map(message_type_of, options.heartbeat_types)), handler_timeout=None,
-            on_priority=self.heard_heartbeat,
+        config = ServeConfig(
+            max_concurrency=options.max_concurrency, hello=options.hello, max_frame_size=options.max_frame_size,
+            drain_timeout=0, incarnation=self.number, stall_timeout=options.stuck_after, max_queued=_QUEUED,
+            priority=options.heartbeat,
         )
+        self._responder = _Responder(stream, self._codec, self.handle, config, on_priority=self.heard_heartbeat)
         try:
-            await run_responder(self._responder, stream, self._codec, options.hello, drain_timeout=0)
+            await self._responder.serve()
         except RemoteProtocolError as exc:
             log.warning("worker incarnation %d sent garbage: %s", self.number, exc)
             self.declare_dead("protocol error")
@@ -229,22 +222,11 @@ class Incarnation:
                 return
 
     async def _read_what_waits(self) -> None:
-        """Wait until every byte the worker had sent by now has been read and its
-        frames handed on (each heartbeat among them noted as it is read). Waits as
-        long as reading makes progress: the backlog is finite, since only bytes
-        already waiting count. Gives up after ``stuck_after`` without progress (our
-        reader itself is blocked), and decides on what was read."""
-        responder, sock = self._responder, self._socket
-        if responder is None or sock is None:
-            return
-        pump = responder.pump
-        mark = pump.bytes_received + _unread_bytes(sock)
-        while pump.bytes_handed < mark:
-            before = pump.bytes_handed
-            with trio.move_on_after(self._options.stuck_after):
-                await pump.wait_handed(mark)
-            if pump.bytes_handed == before:
-                return
+        """Read what the worker had sent by now before deciding (each heartbeat among
+        it noted as it is read): ``FramePump.read_what_waits``, which waits while
+        reading makes progress and gives up after ``stuck_after`` without any."""
+        if self._responder is not None:
+            await self._responder.pump.read_what_waits(self._options.stuck_after)
 
     async def _stop(self, process: WorkerProcess) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; SIGKILL at once if stopped (SIGSTOP)."""
@@ -259,12 +241,3 @@ class Incarnation:
                 process.kill()
         await process.wait()
 
-
-def _unread_bytes(sock: socket.socket) -> int:
-    """Bytes waiting in the socket's receive buffer (``FIONREAD``); 0 if it is closed."""
-    count = array.array("i", [0])
-    try:
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count, True)
-    except (OSError, ValueError):
-        return 0
-    return count[0]

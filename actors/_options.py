@@ -18,6 +18,7 @@ from typing import Any, Final, Required, TypedDict
 import attrs
 
 from channel import DEFAULT_MAX_FRAME_SIZE
+from channel.lowlevel import message_type_of
 
 from ._policy import Backoff, RestartIntensity
 
@@ -246,3 +247,50 @@ class SupervisorConfig:
 
     def intensity(self) -> RestartIntensity:
         return RestartIntensity(self.max_restarts, self.restart_window)
+
+
+@attrs.frozen(kw_only=True)
+class ServeConfig:
+    """:func:`~actors.serve`'s options with their defaults (documented there),
+    checked when built.
+
+    Raises:
+        ValueError: ``max_concurrency`` or ``max_queued`` is not an int >= 1,
+            ``drain_timeout`` is negative, ``max_unwritten`` or ``max_queued_bytes``
+            negative, ``stall_timeout`` or ``handler_timeout`` not positive.
+    """
+
+    max_concurrency: int = 64
+    hello: Any = None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    drain_timeout: float = 5.0
+    incarnation: int | None = None
+    max_unwritten: int = 4 * 2**20
+    stall_timeout: float = 30.0
+    max_queued: int = 1024
+    max_queued_bytes: int = 4 * 2**20
+    priority: type | tuple[type, ...] = ()
+    handler_timeout: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _check_count("max_concurrency", self.max_concurrency)
+        if not isinstance(self.drain_timeout, (int, float)) or not 0 <= self.drain_timeout <= math.inf:
+            raise ValueError(f"drain_timeout must be a number of seconds >= 0, not {self.drain_timeout!r}")
+        _check_count("max_queued", self.max_queued)
+        _check_count("max_unwritten", self.max_unwritten, minimum=0)
+        _check_count("max_queued_bytes", self.max_queued_bytes, minimum=0)
+        if not isinstance(self.stall_timeout, (int, float)) or not 0 < self.stall_timeout <= math.inf:
+            raise ValueError(f"stall_timeout must be a positive number of seconds, not {self.stall_timeout!r}")
+        timeout = self.handler_timeout
+        if timeout is not None and (not isinstance(timeout, (int, float)) or not 0 < timeout <= math.inf):
+            raise ValueError(f"handler_timeout must be a positive number of seconds or None, not {timeout!r}")
+
+    @property
+    def priority_tags(self) -> frozenset[str]:
+        """The wire tags of the ``priority`` classes."""
+        return frozenset(map(message_type_of, _as_tuple(self.priority)))
+
+    @property
+    def handler_deadline(self) -> float | None:
+        """``handler_timeout``, with ``inf`` read as none."""
+        return None if self.handler_timeout == math.inf else self.handler_timeout

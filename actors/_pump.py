@@ -88,7 +88,7 @@ class FramePump(Generic[FrameT]):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.bytes_handed = 0  # received, and every frame in them handed to the owner
-        self._handed = trio.lowlevel.ParkingLot()  # tasks waiting in wait_handed
+        self._handed = trio.lowlevel.ParkingLot()  # tasks waiting in read_what_waits
         self._queued: collections.deque[bytes] = collections.deque()
         self._writer: trio.lowlevel.Task | None = None
         self._writer_parked = False
@@ -143,12 +143,21 @@ class FramePump(Generic[FrameT]):
         except (*STREAM_ERRORS, RemoteProtocolError) as exc:
             return exc
 
-    async def wait_handed(self, mark: int) -> None:
-        """Wait until the first ``mark`` bytes received have been read and every
-        frame in them handed to the owner (a read barrier: the supervisor's stuck
-        decision waits here for what was already in the socket)."""
+    async def read_what_waits(self, progress_timeout: float) -> None:
+        """Wait until every byte that had reached us by now (in the socket, or read
+        and not yet decoded) has been read and its frames handed to the owner: a read
+        barrier, for a decision that must be made on what the peer sent (the
+        supervisor's stuck decision). Only bytes already there count, so it ends;
+        it gives up after ``progress_timeout`` seconds in which reading made no
+        progress (the reader itself is held up)."""
+        mark = self.bytes_received + self.io.unread_bytes()
         while self.bytes_handed < mark:
-            await self._handed.park()
+            before = self.bytes_handed
+            with trio.move_on_after(progress_timeout):
+                while self.bytes_handed < mark:
+                    await self._handed.park()
+            if self.bytes_handed == before:
+                return
 
     # ------------------------------------------------------------------ writing
 

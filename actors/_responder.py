@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import inspect
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,13 +31,14 @@ from channel import (
     RemoteProtocolError,
     RequestFrame,
 )
-from channel.lowlevel import FrameFields, message_type_of, pack_error_body, response_bytes
+from channel.lowlevel import FrameFields, pack_error_body, response_bytes
 
 from ._context import RequestInfo, request_info
 from ._errors import PeerNotReading
+from ._options import ServeConfig
 from ._pump import FramePump
 
-__all__ = ["HANDLER_TIMEOUT", "Handler", "run_responder", "serve"]
+__all__ = ["HANDLER_TIMEOUT", "Handler", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -64,30 +64,27 @@ class _Responder:
         stream: trio.abc.Stream,
         codec: Codec,
         handler: Handler,
+        config: ServeConfig,
         *,
-        max_concurrency: int,
-        max_frame_size: int,
-        incarnation: int | None,
-        max_unwritten: int,
-        stall_timeout: float,
-        max_queued: int,
-        max_queued_bytes: int,
-        priority: frozenset[str],
-        handler_timeout: float | None,
         on_priority: Callable[[], None] | None = None,
     ) -> None:
-        self.pump = FramePump(stream, RequestFrame, max_frame_size=max_frame_size, stall_timeout=stall_timeout)
-        self._max_unwritten = max_unwritten
-        self._max_queued = max_queued
-        self._max_queued_bytes = max_queued_bytes
-        self._max_concurrency = max_concurrency
-        self._priority = priority
+        self.config = config
+        self.pump = FramePump(
+            stream, RequestFrame, max_frame_size=config.max_frame_size, stall_timeout=config.stall_timeout
+        )
+        self._stream = stream
+        self._decoder = self.pump.decoder
+        self._max_unwritten = config.max_unwritten
+        self._max_queued = config.max_queued
+        self._max_queued_bytes = config.max_queued_bytes
+        self._max_concurrency = config.max_concurrency
+        self._priority = config.priority_tags
         self._on_priority = on_priority  # called as each priority request is read
-        self._handler_timeout = handler_timeout
+        self._handler_timeout = config.handler_deadline
         self._codec = codec
         self._handler = handler
-        self._incarnation = incarnation
-        self._handler_room = trio.Semaphore(max_concurrency)
+        self._incarnation = config.incarnation
+        self._handler_room = trio.Semaphore(config.max_concurrency)
         self._handlers: trio.Nursery | None = None
         # Requests read and waiting for a handler, oldest first, each with its size
         # on the wire; the reader stops reading while max_queued of them wait, or
@@ -105,7 +102,7 @@ class _Responder:
         self.cancelled = 0
 
     def on_frame(self, event: FrameFields | OversizedFrame | RejectedFrame) -> None:
-        end = self.pump.decoder.consumed
+        end = self._decoder.consumed
         size = end - self._frame_end
         self._frame_end = end
         if type(event) is RejectedFrame:
@@ -227,6 +224,20 @@ class _Responder:
         ):
             await self._queue_changed.park()
         await self.pump.wait_unwritten_below(self._max_unwritten)
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """:func:`serve`'s body, for options already checked (the supervisor's
+        incarnation builds its own responder, to see heartbeats as they are read)."""
+        try:
+            if self.config.hello is not None:
+                self.pump.queue(response_bytes(0, self._codec.pack(self.config.hello)))
+            log.debug("serving %r", self._stream)
+            error = await self.run(self.config.drain_timeout, task_status)
+        finally:
+            await trio.aclose_forcefully(self._stream)
+            log.debug("stopped serving %r", self._stream)
+        if error is not None:
+            raise error
 
     async def run(
         self, drain_timeout: float, task_status: trio.TaskStatus[None]
@@ -376,45 +387,9 @@ async def serve(
         raise TypeError(
             f"serve() needs an async handler (`async def handler(message): ...`), not {handler!r}"
         )
-    if type(max_concurrency) is not int or max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
-    if not isinstance(drain_timeout, (int, float)) or not 0 <= drain_timeout <= math.inf:
-        raise ValueError(f"drain_timeout must be a number of seconds >= 0, not {drain_timeout!r}")
-    if type(max_queued) is not int or max_queued < 1:
-        raise ValueError(f"max_queued must be an int >= 1, not {max_queued!r}")
-    priority_tags = frozenset(map(message_type_of, priority if isinstance(priority, tuple) else (priority,)))
-    if type(max_unwritten) is not int or max_unwritten < 0:
-        raise ValueError(f"max_unwritten must be an int >= 0, not {max_unwritten!r}")
-    if type(max_queued_bytes) is not int or max_queued_bytes < 0:
-        raise ValueError(f"max_queued_bytes must be an int >= 0, not {max_queued_bytes!r}")
-    if not isinstance(stall_timeout, (int, float)) or not 0 < stall_timeout <= math.inf:
-        raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall_timeout!r}")
-    if handler_timeout is not None and (
-        not isinstance(handler_timeout, (int, float)) or not 0 < handler_timeout <= math.inf
-    ):
-        raise ValueError(f"handler_timeout must be a positive number of seconds or None, not {handler_timeout!r}")
-    responder = _Responder(
-        stream, codec, handler, max_concurrency=max_concurrency, max_frame_size=max_frame_size,
-        incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout,
-        max_queued=max_queued, max_queued_bytes=max_queued_bytes, priority=priority_tags,
-        handler_timeout=None if handler_timeout == math.inf else handler_timeout,
+    config = ServeConfig(
+        max_concurrency=max_concurrency, hello=hello, max_frame_size=max_frame_size, drain_timeout=drain_timeout,
+        incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout, max_queued=max_queued,
+        max_queued_bytes=max_queued_bytes, priority=priority, handler_timeout=handler_timeout,
     )
-    await run_responder(responder, stream, codec, hello, drain_timeout, task_status)
-
-
-async def run_responder(
-    responder: _Responder, stream: trio.abc.Stream, codec: Codec, hello: Any, drain_timeout: float,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run a responder built with checked options (:func:`serve`'s body; the
-    supervisor's incarnation builds its own, to see heartbeats as they are read)."""
-    try:
-        if hello is not None:
-            responder.pump.queue(response_bytes(0, codec.pack(hello)))
-        log.debug("serving %r", stream)
-        error = await responder.run(drain_timeout, task_status)
-    finally:
-        await trio.aclose_forcefully(stream)
-        log.debug("stopped serving %r", stream)
-    if error is not None:
-        raise error
+    await _Responder(stream, codec, handler, config).serve(task_status)

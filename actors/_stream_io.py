@@ -17,9 +17,12 @@ raises); the stream still belongs to its owner, who closes it.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import math
 import os
 import sys
+import termios
 
 import trio
 
@@ -60,6 +63,18 @@ class StreamIO:
                         await trio.lowlevel.wait_writable(self._fd)
                     continue
                 view = view[written:]
+
+    def unread_bytes(self) -> int:
+        """Bytes waiting unread in the socket (``FIONREAD``); 0 off the fast path or
+        once the socket is closed."""
+        if self._fd < 0:
+            return 0
+        count = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, count, True)
+        except OSError:
+            return 0
+        return count[0]
 
     @property
     def writes_now(self) -> bool:

@@ -125,7 +125,7 @@ def test_the_layout_map_names_every_module_and_only_real_ones() -> None:
 # Where the design page sends a maintainer: each must exist where it says.
 DESIGN_PLACES = {
     "actors._pump": [
-        "FramePump.read_frames", "FramePump._send_ready", "FramePump.write_batches", "FramePump.wait_handed",
+        "FramePump.read_frames", "FramePump._send_ready", "FramePump.write_batches", "FramePump.read_what_waits",
     ],
     "actors._actor": ["CommsActor._next_batch", "CommsActor._on_frame", "CommsActor._reply_outcome"],
     "actors._incarnation": [

@@ -20,7 +20,8 @@ import trio.testing
 
 import actors
 from actors import RemoteError
-from actors._responder import _Responder, run_responder
+from actors._options import ServeConfig
+from actors._responder import _Responder
 from channel import Codec, RequestFrame, encode_frame
 from tests.actors.helpers import TEST_TIMEOUT, socket_stream_pair
 
@@ -58,16 +59,12 @@ async def test_requests_waiting_for_a_handler_are_bounded_in_bytes() -> None:
 
     ours, theirs = socket_stream_pair()
     frame = encode_frame(RequestFrame(id=1, body=CODEC.encode(Blob(data=b"x" * (4 * MiB)))))
-    responder = _Responder(
-        ours, CODEC, handler, max_concurrency=1, max_frame_size=16 * MiB, incarnation=None,
-        max_unwritten=4 * MiB, stall_timeout=30, max_queued=1024, max_queued_bytes=4 * MiB,
-        priority=frozenset(), handler_timeout=None,
-    )
+    responder = _Responder(ours, CODEC, handler, ServeConfig(max_concurrency=1, max_queued_bytes=4 * MiB))
     tracemalloc.start()
     try:
         with trio.fail_after(TEST_TIMEOUT):
             async with trio.open_nursery() as nursery:
-                await nursery.start(run_responder, responder, ours, CODEC, None, 5.0)
+                await nursery.start(responder.serve)
 
                 async def send_all() -> None:
                     for _ in range(12):
