@@ -45,8 +45,6 @@ async def _handle(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
             await stream.send_all(connection.send(h11.EndOfMessage()) or b"")
     except (h11.RemoteProtocolError, trio.BrokenResourceError) as exc:
         log.debug("http client error: %r", exc)
-    finally:
-        await stream.aclose()
 
 
 async def serve_http(
@@ -66,7 +64,8 @@ async def serve_http(
         try:
             await _handle(stream, routes)
         finally:
-            room.release()
+            room.release()  # before the close, so a client that saw it can connect again
+            await stream.aclose()
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
