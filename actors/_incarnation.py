@@ -169,6 +169,13 @@ class Incarnation:
         if self._watchdog is not None:
             self._watchdog.deadline = self.liveness.deadline()
 
+    def answered_heartbeat(self) -> None:
+        """A heartbeat's handler ended (its answer queued): the worker, which may have
+        waited for that answer, has ``stuck_after`` from now for its next heartbeat."""
+        self.liveness.answered(trio.current_time())
+        if self._watchdog is not None:
+            self._watchdog.deadline = self.liveness.deadline()
+
     async def serve(self, stream: trio.SocketStream) -> None:
         """Serve the worker's requests until its channel ends; then it is dead."""
         options = self._options
@@ -177,7 +184,10 @@ class Incarnation:
             drain_timeout=0, incarnation=self.number, stall_timeout=options.stuck_after, max_queued=_QUEUED,
             priority=options.heartbeat,
         )
-        self._responder = _Responder(stream, self._codec, self.handle, config, on_priority=self.heard_heartbeat)
+        self._responder = _Responder(
+            stream, self._codec, self.handle, config,
+            on_priority=self.heard_heartbeat, on_priority_done=self.answered_heartbeat,
+        )
         try:
             await self._responder.serve()
         except RemoteProtocolError as exc:

@@ -8,6 +8,7 @@ they are tested the way the frame decoder is, and the trio driver in
 from __future__ import annotations
 
 import collections
+import math
 import random
 
 import attrs
@@ -101,13 +102,18 @@ class Liveness:
 
     Only heartbeats count (the worker's main loop sends them); no other request does.
     Before the first heartbeat the worker has ``start_timeout``; after it, each
-    heartbeat must come within ``stuck_after`` of the last.
+    heartbeat must come within ``stuck_after`` of the last one, or of the answer to
+    it, whichever is later. While a heartbeat is still being answered the worker is
+    waiting on us, not stuck: there is no deadline until the answer is given (a
+    worker whose main loop awaits each heartbeat's reply is never blamed for the
+    time its supervisor's handler takes).
 
     ::
 
         live = Liveness(stuck_after=30, start_timeout=30)
         live.spawned(now)
-        live.heartbeat(now)
+        live.heartbeat(now)      # read: from now on being answered
+        live.answered(now)       # its reply given
         live.deadline()          # when it counts as stuck if nothing more comes
         live.is_stuck(now)
     """
@@ -125,15 +131,21 @@ class Liveness:
         self.last_gap: float | None = None
         """Seconds between the last two heartbeats (None before the second)."""
         self._gaps: collections.deque[tuple[float, float]] = collections.deque()  # (when, gap)
+        self.answering = 0
+        """Heartbeats read and not yet answered."""
+        self._answered_at = 0.0
 
     def spawned(self, now: float) -> None:
         self.spawned_at = now
         self.last_heartbeat = None
         self.last_gap = None
         self._gaps.clear()
+        self.answering = 0
+        self._answered_at = 0.0
 
     def heartbeat(self, now: float) -> bool:
-        """Record a heartbeat; True if it was the incarnation's first."""
+        """Record a heartbeat, read and now being answered (see :meth:`answered`);
+        True if it was the incarnation's first."""
         first = self.last_heartbeat is None
         if self.last_heartbeat is not None:
             self.last_gap = now - self.last_heartbeat
@@ -141,7 +153,14 @@ class Liveness:
             while self._gaps and self._gaps[0][0] < now - self.GAP_WINDOW:
                 self._gaps.popleft()
         self.last_heartbeat = now
+        self.answering += 1
         return first
+
+    def answered(self, now: float) -> None:
+        """A heartbeat's answer was given (or it was refused, or its handler ended)."""
+        if self.answering > 0:
+            self.answering -= 1
+            self._answered_at = now
 
     def worst_gap(self, now: float) -> float | None:
         """The longest gap between heartbeats in the last :attr:`GAP_WINDOW` seconds,
@@ -152,10 +171,13 @@ class Liveness:
         return max([*recent, now - self.last_heartbeat])
 
     def deadline(self) -> float:
-        """The time by which the next heartbeat must come."""
+        """The time by which the next heartbeat must come (infinity while one is
+        being answered)."""
         if self.last_heartbeat is None:
             return self.spawned_at + self.start_timeout
-        return self.last_heartbeat + self.stuck_after
+        if self.answering:
+            return math.inf
+        return max(self.last_heartbeat, self._answered_at) + self.stuck_after
 
     def is_stuck(self, now: float) -> bool:
         return now >= self.deadline()

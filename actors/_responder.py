@@ -67,6 +67,7 @@ class _Responder:
         config: ServeConfig,
         *,
         on_priority: Callable[[], None] | None = None,
+        on_priority_done: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.pump = FramePump(
@@ -80,6 +81,7 @@ class _Responder:
         self._max_concurrency = config.max_concurrency
         self._priority = config.priority_tags
         self._on_priority = on_priority  # called as each priority request is read
+        self._on_priority_done = on_priority_done  # and as its answer is queued (or its handler ends)
         self._handler_timeout = config.handler_deadline
         self._codec = codec
         self._handler = handler
@@ -142,6 +144,8 @@ class _Responder:
 
     def _priority_done(self) -> None:
         self._priority_running -= 1
+        if self._on_priority_done is not None:
+            self._on_priority_done()
         if self._priority_queued:
             event, size = self._priority_queued.popleft()
             self.queued_bytes -= size

@@ -216,7 +216,10 @@ async def open_supervisor(
     - Liveness is the heartbeat alone: a request of type ``heartbeat``, which the
       worker's main loop sends. No other request counts. A worker with no heartbeat
       within ``stuck_after`` (``start_timeout`` for the first) is stuck
-      (:meth:`Incarnation.watch_heartbeat` decides).
+      (:meth:`Incarnation.watch_heartbeat` decides). The time is counted from the
+      later of the last heartbeat read and its answer: while the handler still
+      answers a heartbeat, the worker (whose main loop may await that answer) is
+      waiting on the supervisor and is not blamed for it.
     - Busy is not stuck. The heartbeat jumps every queue here: it is handled as it
       is read, outside ``max_concurrency`` (the worker's side lets it jump its own
       queue when it passes ``heartbeat=`` to ``connect_to_supervisor``). Load is

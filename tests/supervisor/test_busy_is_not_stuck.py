@@ -110,3 +110,44 @@ async def test_the_supervisors_own_stall_is_not_the_workers(statuses) -> None:  
             nursery.cancel_scope.cancel()
     assert [s.state for s in statuses].count(actors.WorkerState.STUCK) == 0, [s.state for s in statuses]
     assert max(s.incarnation for s in statuses) == 1  # never restarted
+
+
+class SlowHeartbeatAnswers:
+    """Takes 2.5 s (over stuck_after) to answer each of the first two heartbeats, as
+    a job whose store is slow would; the third is answered at once, and noted."""
+
+    def __init__(self) -> None:
+        self.beats = 0
+        self.third_answered: float | None = None
+
+    async def __call__(self, message: Any) -> Any:
+        if isinstance(message, Heartbeat):
+            self.beats += 1
+            if self.beats <= 2:
+                await trio.sleep(2.5)  # not synchronisation: the supervisor's slow answer
+            elif self.beats == 3:
+                self.third_answered = trio.current_time()
+        return None
+
+
+async def test_a_worker_waiting_for_its_heartbeats_answer_is_not_stuck(statuses) -> None:  # type: ignore[no-untyped-def]
+    """The worker's main loop awaits each heartbeat's reply; the supervisor takes 2.5 s
+    over two of them with stuck_after=1: the worker waits on the supervisor, so it is
+    not blamed. After the third reply its loop blocks for good: stuck, one stuck_after
+    after that reply (not after the heartbeat was read)."""
+    handler = SlowHeartbeatAnswers()
+    stuck_after = 1.0
+    with trio.fail_after(TEST_TIMEOUT):
+        async with actors.open_supervisor(
+            worker("block"), CODEC, handler, heartbeat=Heartbeat, stuck_after=stuck_after, **FAST
+        ) as supervisor, trio.open_nursery() as nursery:
+            nursery.start_soon(watch, supervisor, statuses)
+            await supervisor.status.wait_value(state_is(actors.WorkerState.STUCK, 1))
+            stuck_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+    states = [(s.state, s.incarnation) for s in statuses]
+    assert handler.beats == 3 and handler.third_answered is not None, states
+    # Not stuck while its first two beats were being answered (5 s in all)...
+    assert states.count((actors.WorkerState.STUCK, 1)) == 1 and (actors.WorkerState.STUCK, 2) not in states
+    # ...and stuck in time once its loop had blocked.
+    assert stuck_after <= stuck_at - handler.third_answered < stuck_after + 2, stuck_at - handler.third_answered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -46,7 +47,9 @@ def test_liveness_counts_from_spawn_then_from_each_heartbeat() -> None:
     assert live.deadline() == 105.0 and not live.fresh(101.0) and live.age(101.0) is None
     assert not live.is_stuck(104.9) and live.is_stuck(105.0)
     assert live.heartbeat(103.0) is True  # the first
+    live.answered(103.0)
     assert live.heartbeat(104.0) is False
+    live.answered(104.0)
     assert live.deadline() == 106.0 and live.fresh(105.9) and not live.fresh(106.0)
     assert live.age(105.0) == 1.0
     live.spawned(200.0)  # a new incarnation starts from nothing
@@ -69,3 +72,23 @@ def test_liveness_keeps_the_heartbeat_gaps_of_a_window_for_load_not_for_liveness
     assert live.worst_gap(71.0) == pytest.approx(30.5)  # 37 s gap left the window; the open one is 30.5
     live.spawned(80.0)
     assert live.last_gap is None
+
+
+def test_liveness_has_no_deadline_while_a_heartbeat_is_being_answered() -> None:
+    live = Liveness(stuck_after=2.0, start_timeout=5.0)
+    live.spawned(0.0)
+    live.heartbeat(1.0)  # read, being answered
+    assert live.answering == 1 and live.deadline() == math.inf and live.fresh(100.0)
+    live.heartbeat(1.5)  # a second one read meanwhile
+    live.answered(9.0)
+    assert live.deadline() == math.inf  # one is still being answered
+    live.answered(10.0)
+    assert live.answering == 0 and live.deadline() == 12.0  # from the last answer
+    assert not live.is_stuck(11.9) and live.is_stuck(12.0)
+    live.answered(20.0)  # more answers than heartbeats change nothing
+    assert live.answering == 0 and live.deadline() == 12.0
+    live.heartbeat(13.0)
+    live.answered(13.1)
+    assert live.deadline() == 15.1
+    live.spawned(30.0)
+    assert live.answering == 0 and live.deadline() == 35.0
