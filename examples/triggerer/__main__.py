@@ -5,7 +5,9 @@ outcome its kind expects, no reply reached the wrong caller, and no runner proce
 is left. A store given with --db is resumed: started again on the same file, the
 job finishes the triggers a previous job left unfinished (even one that was
 SIGKILLed) and adds --triggers new ones only with --add. SIGINT and SIGTERM stop
-the runner and exit with 130 and 143; the store can then be resumed.
+the runner and exit with 130 and 143; the store can then be resumed. A store that
+cannot be used, or fails during the run (a full disk, a damaged page, a lock held
+by another process for over 5 s), stops the runner and exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import tempfile
+from typing import TypeVar
 
 import trio
 
@@ -68,10 +71,17 @@ async def run(args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        failed: list[StoreError] = []
         try:
-            return await run_on(store, args)
+            try:
+                return await run_on(store, args)
+            except* StoreError as group:
+                failed.extend(leaves(group))
         finally:
             store.close()
+        # The store failed: the job's failure, said once (its runner was stopped).
+        print(f"error: {store.failure or failed[0]}", file=sys.stderr)
+        return 2
 
 
 async def run_on(store: Store, args: argparse.Namespace) -> int:
@@ -104,8 +114,11 @@ async def run_on(store: Store, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def leaves(group: BaseExceptionGroup[actors.RestartIntensityExceeded]) -> list[actors.RestartIntensityExceeded]:
-    found: list[actors.RestartIntensityExceeded] = []
+E = TypeVar("E", bound=BaseException)
+
+
+def leaves(group: BaseExceptionGroup[E]) -> list[E]:
+    found: list[E] = []
     for error in group.exceptions:
         found += leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
     return found
@@ -120,6 +133,7 @@ async def supervise(job: Job, harness: Harness, store: Store, args: argparse.Nam
     """
     host, _, port = args.http.rpartition(":")
     async with trio.open_nursery() as nursery:
+        job.scope = nursery.cancel_scope  # a failed store ends the job (Job.store_failed)
         nursery.start_soon(stop_on_signals, nursery.cancel_scope, stopped_by)
         async with trio.open_nursery() as work:
             bound = await work.start(serve_http, host or "127.0.0.1", int(port),

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
@@ -30,7 +30,7 @@ from .messages import (
     TaskStatesResult,
     VariableResult,
 )
-from .store import Store, owner
+from .store import Store, StoreError, owner
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,30 @@ class Job:
         self.capacities: list[int] = []  # the admission limit after each sync
         self.heartbeat_gaps: list[float] = []  # seconds between consecutive syncs of one incarnation
         self.runner_rss_kb = 0  # the largest peak RSS any runner reported
+        self.scope: trio.CancelScope | None = None  # the job's work, cancelled if the store fails
+
+    async def store_failed(self, error: StoreError) -> NoReturn:
+        """The store failed under a runner's request: the job ends, its runner stopped
+        and never restarted for it, the error said once (by ``__main__``). The request
+        is not answered: the job's cancellation reaches this handler at once.
+
+        Raises:
+            ErrorReply: ``STORE_FAILED``, only outside a running job (no scope to end).
+        """
+        if self.scope is None:
+            raise channel.ErrorReply("STORE_FAILED", {"error": str(error)})
+        self.scope.cancel()
+        await trio.sleep_forever()
 
     # ------------------------------------------------------------------ serving the runner
 
     async def handler(self, message: Any) -> Any:
+        try:
+            return await self._handle(message)
+        except StoreError as error:
+            await self.store_failed(error)
+
+    async def _handle(self, message: Any) -> Any:
         self.handled[type(message).__name__] += 1
         incarnation = actors.current_request().incarnation
         if isinstance(message, Sync):

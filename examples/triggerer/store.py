@@ -10,11 +10,17 @@ job that died before this one started, can never give a trigger a second outcome
 A store is a SQLite file marked with our ``application_id``. A new or empty file
 becomes one; any other file is refused (:class:`StoreError`) before anything is
 written to it.
+
+A store that fails later (a full disk, a damaged page, a lock another process holds
+for over ``LOCK_TIMEOUT``) fails every operation from then on with one
+:class:`StoreError`, whose message is one line for the user: the store's failure is
+the job's, never the runner's (see ``job.py``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -48,6 +54,22 @@ CREATE TABLE IF NOT EXISTS triggers (
 
 MAX_BLOCKS = 3  # a trigger that blocked the runner this many times fails
 
+LOCK_TIMEOUT = 5.0
+"""Seconds an operation waits for a lock another process holds on the store, then fails."""
+
+# What SQLite's primary result codes mean for the user of a store.
+_MEANINGS = {
+    "SQLITE_BUSY": f"is locked by another process (held for over {LOCK_TIMEOUT:g} s)",
+    "SQLITE_LOCKED": f"is locked by another process (held for over {LOCK_TIMEOUT:g} s)",
+    "SQLITE_FULL": "cannot grow: the disk is full",
+    "SQLITE_CORRUPT": "is damaged",
+    "SQLITE_NOTADB": "is not a SQLite file",
+    "SQLITE_IOERR": "cannot be read or written (an I/O error)",
+    "SQLITE_READONLY": "is read-only",
+    "SQLITE_CANTOPEN": "cannot be opened",
+    "SQLITE_PERM": "may not be accessed (permission denied)",
+}
+
 
 @attrs.frozen
 class TriggerRow:
@@ -64,8 +86,16 @@ class TriggerRow:
 
 
 class StoreError(Exception):
-    """The ``--db`` file cannot be used as a store: it cannot be opened, or it is
-    another application's file. The message is one line for the user."""
+    """The ``--db`` file cannot be used as a store: it cannot be opened, it is
+    another application's file, or an operation on it failed (see the module's
+    docstring). The message is one line for the user."""
+
+
+def describe(path: str, exc: sqlite3.Error) -> str:
+    """One line saying what went wrong with the store at ``path``, from SQLite's error."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    meaning = _MEANINGS.get("_".join(name.split("_")[:2]), "failed")  # SQLITE_IOERR_WRITE: SQLITE_IOERR
+    return f"the store {path!r} {meaning} ({exc}{', ' + name if name else ''})"
 
 
 def owner(job_id: int, incarnation: int) -> int:
@@ -82,14 +112,14 @@ def check_store_file(path: str) -> None:
             own). Nothing has been written to it then.
     """
     try:
-        db = sqlite3.connect(path)
+        db = sqlite3.connect(path, timeout=LOCK_TIMEOUT)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path!r} as a SQLite file: {exc}") from None
+        raise StoreError(describe(path, exc)) from None
     try:
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.Error as exc:
-        raise StoreError(f"{path!r} is not a SQLite file ({exc}); refusing to use it as the store") from None
+        raise StoreError(describe(path, exc) + "; refusing to use it as the store") from None
     finally:
         db.close()
     if application_id != APPLICATION_ID and (application_id != 0 or tables):
@@ -108,29 +138,47 @@ class Store:
         check_store_file(path)
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="store", initializer=self._connect
-        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.stale_completions = 0
+        self.failure: StoreError | None = None
+        """The first failure; every operation after it raises it again."""
 
-    def _connect(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None)  # transactions by hand
-        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-        self._db = db
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=LOCK_TIMEOUT)  # transactions by hand
+        try:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` in one transaction on the store's thread.
+
+        Raises:
+            StoreError: this or an earlier operation failed (the first failure, again).
+        """
+
         def in_transaction() -> T:
-            assert self._db is not None
-            self._db.execute("BEGIN IMMEDIATE")
+            if self.failure is not None:
+                raise self.failure
             try:
-                result = operation(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                if self._db is None:
+                    self._db = self._connect()
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = operation(self._db)
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.failure = StoreError(describe(self.path, exc))
+                raise self.failure from None
             return result
 
         future = self._executor.submit(in_transaction)
@@ -139,7 +187,8 @@ class Store:
     def close(self) -> None:
         def close_db() -> None:
             if self._db is not None:
-                self._db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
 
         self._executor.submit(close_db).result()
         self._executor.shutdown()
