@@ -130,9 +130,9 @@ DESIGN_PLACES = {
     "actors._actor": ["CommsActor._next_batch", "CommsActor._on_frame", "CommsActor._reply_outcome"],
     "actors._incarnation": [
         "Incarnation.watch_heartbeat", "Incarnation.heard_heartbeat", "Incarnation.declare_dead",
-        "Incarnation._read_what_waits",
+        "Incarnation._read_what_waits", "Incarnation.answered_heartbeat",
     ],
-    "actors._policy": ["Liveness.deadline"],
+    "actors._policy": ["Liveness.deadline", "Liveness.heartbeat", "Liveness.answered"],
     "actors._supervisor_status": ["StatusBoard.move"],
 }
 

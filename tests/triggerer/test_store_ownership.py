@@ -103,7 +103,7 @@ def test_a_db_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
-    assert line.startswith("error: cannot open")
+    assert line.startswith("error: the store ") and "cannot be opened" in line, line
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
