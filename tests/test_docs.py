@@ -95,8 +95,32 @@ def test_the_supervisor_program_runs_as_a_real_process_and_leaves_no_worker() ->
             os.kill(pid, 0)
 
 
+def processes_running(path: Path) -> list[int]:
+    running = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(path).encode() in command:
+                running.append(int(entry.name))
+    return running
+
+
+def test_the_several_workers_program_does_every_job_once_and_leaves_no_worker() -> None:
+    path = DOCS / "examples" / "workers.py"
+    done = run(path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "30 jobs, each done {1} time(s)", "worker 0 is on incarnation 2; the others on [1, 1]",
+    ]
+    assert "worker incarnation 1 ended: exited (exit code -9)" in done.stderr
+    assert processes_running(path) == []
+
+
 def test_every_program_is_checked() -> None:
-    assert {program.name for program in PROGRAMS} == {*EXPECTED_OUTPUT, "supervised.py", "listener.py"}
+    assert {program.name for program in PROGRAMS} == {*EXPECTED_OUTPUT, "supervised.py", "listener.py", "workers.py"}
 
 
 def test_every_public_name_the_readme_and_docs_mention_exists() -> None:
