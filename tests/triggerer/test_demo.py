@@ -4,12 +4,14 @@ during an outage and after recovery, and no runner left behind, even after Ctrl-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -46,6 +48,17 @@ class Demo:
         if match := re.search(r"RUNNING pid (\d+)", line):
             self.runner_pids.add(int(match.group(1)))
         return line
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float = TEST_TIMEOUT) -> Iterator[None]:
+        """``trio.fail_after``, whose failure shows every line the demo printed: a
+        hang is then told by the demo's own last words, not only by the test's."""
+        try:
+            with trio.fail_after(seconds):
+                yield
+        except trio.TooSlowError:
+            raise AssertionError(f"the demo did not end within {seconds} s; it printed:\n"
+                                 + "\n".join(self.lines)) from None
 
     async def follow(self, scope: trio.CancelScope) -> None:
         """Read every line until the demo's output ends, then cancel ``scope``."""
@@ -89,7 +102,7 @@ async def test_sixty_triggers_with_chaos_end_exactly_once_and_health_tells_the_t
     metrics_during: list[str] = []
     metrics_after: list[str] = []
     try:
-        with trio.fail_after(TEST_TIMEOUT):
+        with demo.deadline():
             async with httpx.AsyncClient(timeout=10) as client:
                 outage_incarnation = None
                 while True:
@@ -165,7 +178,7 @@ async def test_ctrl_c_leaves_no_runner_behind(tmp_path: Path) -> None:
     )
     demo = Demo(process)
     try:
-        with trio.fail_after(TEST_TIMEOUT):
+        with demo.deadline():
             while not demo.runner_pids:
                 await demo.next_line()
             process.send_signal(signal.SIGINT)
@@ -189,7 +202,7 @@ async def test_under_overload_ready_says_503_while_live_stays_200_and_nothing_re
     live_reasons: list[str] = []
     ready: list[tuple[int, str]] = []
     try:
-        with trio.fail_after(TEST_TIMEOUT):
+        with demo.deadline():
             while not demo.runner_pids:  # sample from the runner's first heartbeat on
                 await demo.next_line()
             async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
