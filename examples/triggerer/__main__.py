@@ -27,7 +27,7 @@ import actors
 
 from .display import show_progress, summary
 from .harness import Harness, trigger_mix
-from .job import Job, runner_command
+from .job import COUNTS_EVERY, Job, runner_command
 from .messages import CODEC, Sync
 from .store import Store, StoreError
 from .web import serve_http
@@ -154,7 +154,7 @@ async def supervise(job: Job, harness: Harness, store: Store, args: argparse.Nam
                         job.counts = await store.counts()
                         if job.counts["queued"] == job.counts["running"] == 0:
                             break
-                        await trio.sleep(0.1)
+                        await trio.sleep(COUNTS_EVERY)
                     watchers.cancel_scope.cancel()
             work.cancel_scope.cancel()
         nursery.cancel_scope.cancel()

@@ -32,6 +32,8 @@ from .messages import (
 )
 from .store import Store, StoreError, owner
 
+COUNTS_EVERY = 0.1  # seconds between the job's refreshes of the counts its routes read
+
 log = logging.getLogger(__name__)
 
 
