@@ -326,7 +326,9 @@ async def serve(
 
     - Requests of a ``priority`` type (a supervisor's heartbeat) skip the queue: each
       is handled as soon as it is read, outside ``max_concurrency``, so a busy
-      responder never delays the one request that says its peer is alive.
+      responder never delays the one request that says its peer is alive. At most
+      ``max_concurrency`` of them run at once; more wait, unstarted, at the head of
+      the line.
     - Any request id is accepted, 0 included (Airflow's task SDK numbers from 0).
       Inside the handler, :func:`~actors.current_request` gives the frame id, trace
       carrier and incarnation.

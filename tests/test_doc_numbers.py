@@ -141,3 +141,13 @@ NUMBERS = [
 def test_a_bound_a_page_names_is_the_code_s(page: str, words: str, number: float) -> None:
     assert words.format(thousands(number)) in PAGES[page]
 
+
+
+def test_what_docstrings_say_of_one_default_in_terms_of_another_holds() -> None:
+    held_at_once = _incarnation._QUEUED + code_defaults(_options.SupervisorConfig)["max_concurrency"]
+    doc = " ".join((inspect.getdoc(actors.connect_to_supervisor) or "").split())
+    assert f"({thousands(held_at_once)} requests by default" in doc
+    # serve queues what a default requester keeps in flight, so it never leaves it unread
+    assert "the default is a requester's default ``max_in_flight``" in " ".join(
+        (inspect.getdoc(actors.serve) or "").split())
+    assert _options.ServeConfig().max_queued == _options.ChannelConfig().max_in_flight
