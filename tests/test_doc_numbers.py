@@ -125,6 +125,7 @@ NUMBERS = [
     ("callers.rst", "{} s without one", _options.ChannelConfig().stall_timeout),
     # tests/supervisor/test_busy_is_not_stuck.py
     ("design.rst", "(the {} requests it reads ahead", _incarnation._QUEUED),
+    ("design.rst", "pause while {} MiB of requests wait", _options.ServeConfig().max_queued_bytes // MiB),
     # tests/supervisor/test_policy.py
     ("supervising.rst", "reset after {} s of RUNNING", _supervisor._RESET_BACKOFF_AFTER),
     # tests/triggerer/test_demo.py (poison), test_http_load.py, test_store_failures.py

@@ -89,12 +89,15 @@ class Job:
         if isinstance(message, Sync):
             if self.loop_blocked is not None and self.loop_blocked[0] == incarnation:
                 self.loop_blocked = None  # its loop runs again
+            # Its channel's numbers as it sent them, before the store's wait: the runner
+            # is RUNNING (and /health 200) from this heartbeat's read, so /metrics shows
+            # them from then on too.
+            self.channel, self.channel_incarnation = message.channel, incarnation or 0
             free = self.admit(incarnation or 0, message)
             start, cancel, _stale = await self.store.sync(
                 owner(self.job_id, incarnation or 0), message.events, message.running, free
             )
             self.requests_by_caller.update(message.requests)
-            self.channel, self.channel_incarnation = message.channel, incarnation or 0
             self.misroutes += message.misroutes
             return SyncResult(start=start, cancel=cancel)
         if isinstance(message, LoopBlocked):
