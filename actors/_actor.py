@@ -18,13 +18,14 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
 
 from channel import (
     Codec,
+    MessageCodec,
     MessageDecodeError,
     OversizedFrame,
     RejectedFrame,
@@ -32,7 +33,7 @@ from channel import (
     ResponseFrame,
     read_error_body,
 )
-from channel.lowlevel import FrameFields, frame_head
+from channel.lowlevel import FrameFields, frame_head, wrong_reply
 
 from ._errors import PeerNotAnswering, PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
 from ._inbox import Inbox
@@ -47,6 +48,21 @@ log = logging.getLogger(__name__)
 
 _COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the admission queue
 
+class _AskedReplyTypes(dict[type, "type | None"]):
+    """A foreign codec's reply types, asked of it once per request class."""
+
+    def __init__(self, codec: MessageCodec) -> None:
+        super().__init__()
+        self._codec = codec
+
+    def get(self, request_class: type, default: type | None = None) -> type | None:  # type: ignore[override]
+        try:
+            return self[request_class]
+        except KeyError:
+            reply_type = self[request_class] = self._codec.reply_type(request_class)
+            return reply_type
+
+
 class CommsActor:
     """Owns one stream: routes replies to slots, writes requests, enforces the limits.
 
@@ -56,7 +72,7 @@ class CommsActor:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        codec: Codec,
+        codec: MessageCodec,
         *,
         max_in_flight: int,
         max_unanswered: int,
@@ -71,7 +87,11 @@ class CommsActor:
             stall_timeout=stall_timeout,
         )
         self.codec = codec
-        self._reply_types = codec.reply_types if codec.reply_types else None
+        self._reply_types: Mapping[type, type | None] | None
+        if isinstance(codec, Codec):  # its table, as it is: the hot path pays nothing more
+            self._reply_types = codec.reply_types if codec.reply_types else None
+        else:
+            self._reply_types = _AskedReplyTypes(codec)
         self._priority = priority or None  # None: no lane, and one test per call fewer
         self.max_in_flight = max_in_flight
         self.max_unanswered = max_unanswered
@@ -419,7 +439,7 @@ class CommsActor:
             if self._reply_types is not None and request_class is not None:
                 expected = self._reply_types.get(request_class)
                 if expected is not None and not isinstance(value, expected):
-                    raise self.codec.wrong_reply(request_class, expected, value)
+                    raise wrong_reply(self.codec, request_class, expected, value)
             return value, None
         except MessageDecodeError as exc:
             self.counters.replies_undecodable += 1

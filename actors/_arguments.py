@@ -53,9 +53,19 @@ def check_socket(sock: object, opener: str) -> None:
 
 
 def check_codec(codec: object, opener: str) -> None:
-    """Raises ``TypeError`` unless ``codec`` is a ``channel.Codec``."""
-    if not isinstance(codec, Codec):
-        raise TypeError(f"{opener} takes a channel.Codec, not {type(codec).__name__}: build one with channel.Codec([...])")
+    """Raises ``TypeError`` unless ``codec`` is a ``channel.Codec`` or has every method
+    of ``channel.MessageCodec``."""
+    if isinstance(codec, Codec):
+        return
+    missing = [name for name in _CODEC_METHODS if not callable(getattr(codec, name, None))]
+    if missing:
+        raise TypeError(
+            f"{opener} takes a codec: a channel.Codec (build one with channel.Codec([...])) or an object "
+            f"with the methods of channel.MessageCodec, not {type(codec).__name__} (no {', '.join(missing)})"
+        )
+
+
+_CODEC_METHODS = ("pack", "decode", "reply_type", "message_type")
 
 
 def check_command(command: object) -> list[str]:

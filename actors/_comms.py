@@ -27,7 +27,7 @@ from typing import Any, TypeVar, final, overload
 
 import trio
 
-from channel import Codec, Request
+from channel import MessageCodec, Request
 from channel._util import NoPublicConstructor
 from channel.lowlevel import check_request_size, max_request_body, message_type_of, pack_value
 
@@ -58,7 +58,7 @@ class Comms(metaclass=NoPublicConstructor):
     (``Comms(...)`` raises ``TypeError``).
     """
 
-    def __init__(self, actor: CommsActor, codec: Codec, default_timeout: float | None) -> None:
+    def __init__(self, actor: CommsActor, codec: MessageCodec, default_timeout: float | None) -> None:
         self._actor = actor
         self._codec = codec
         self._default_timeout = default_timeout

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import trio
 
-from channel import Codec, ErrorReply, RemoteProtocolError
+from channel import ErrorReply, MessageCodec, RemoteProtocolError
 
 from ._errors import PeerNotReading
 from ._options import CREDIT_ENV, ServeConfig
@@ -52,7 +52,7 @@ class Incarnation:
         self,
         number: int,
         command: Sequence[str],
-        codec: Codec,
+        codec: MessageCodec,
         handler: Handler,
         options: SupervisorConfig,
         board: StatusBoard,

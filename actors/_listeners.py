@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from channel import Codec, RemoteProtocolError
+from channel import MessageCodec, RemoteProtocolError
 
 from ._errors import PeerNotReading
 from ._responder import Handler, serve
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 async def serve_listeners(
     listeners: Sequence[trio.abc.Listener[Any]],
-    codec: Codec,
+    codec: MessageCodec,
     handler: Handler,
     *,
     task_status: trio.TaskStatus[list[trio.abc.Listener[Any]]] = trio.TASK_STATUS_IGNORED,

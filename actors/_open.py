@@ -8,7 +8,7 @@ from typing import Unpack
 
 import trio
 
-from channel import Codec
+from channel import MessageCodec
 
 from ._actor import CommsActor
 from ._arguments import check_codec, check_stream
@@ -21,7 +21,7 @@ __all__ = ["open_comms", "run_comms"]
 
 
 @asynccontextmanager
-async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[CommsOptions]) -> AsyncIterator[Comms]:
+async def open_comms(stream: trio.abc.Stream, codec: MessageCodec, **options: Unpack[CommsOptions]) -> AsyncIterator[Comms]:
     """Run a comms actor on ``stream`` inside the current trio run.
 
     ::
@@ -45,7 +45,7 @@ async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[Co
 
     Raises:
         TypeError: ``stream`` is not a ``trio.abc.Stream`` (a socket, say: the message
-            says what to pass), or ``codec`` is not a ``channel.Codec``.
+            says what to pass), or ``codec`` is not a codec (a ``channel.Codec`` or a ``channel.MessageCodec``).
         ValueError: an option is out of range.
         HelloTimeout: ``expect_hello`` and no hello came within ``hello_timeout``.
         ChannelClosed: ``expect_hello`` and the channel closed before the hello.
@@ -58,7 +58,7 @@ async def open_comms(stream: trio.abc.Stream, codec: Codec, **options: Unpack[Co
 
 
 @asynccontextmanager
-async def run_comms(stream: trio.abc.Stream, codec: Codec, config: ChannelConfig) -> AsyncIterator[Comms]:
+async def run_comms(stream: trio.abc.Stream, codec: MessageCodec, config: ChannelConfig) -> AsyncIterator[Comms]:
     """:func:`open_comms` with its options already checked (for the other openers)."""
     actor = CommsActor(
         stream,

@@ -18,7 +18,6 @@ from typing import Any, Final, Required, TypedDict
 import attrs
 
 from channel import DEFAULT_MAX_FRAME_SIZE
-from channel.lowlevel import message_type_of
 
 from ._policy import Backoff, RestartIntensity
 
@@ -286,9 +285,9 @@ class ServeConfig:
             raise ValueError(f"handler_timeout must be a positive number of seconds or None, not {timeout!r}")
 
     @property
-    def priority_tags(self) -> frozenset[str]:
-        """The wire tags of the ``priority`` classes."""
-        return frozenset(map(message_type_of, _as_tuple(self.priority)))
+    def priority_classes(self) -> tuple[type, ...]:
+        """The ``priority`` classes (their wire tags are the codec's to say)."""
+        return _as_tuple(self.priority)
 
     @property
     def handler_deadline(self) -> float | None:

@@ -23,8 +23,8 @@ import trio
 from channel import (
     DEFAULT_MAX_FRAME_SIZE,
     TAG_KEY,
-    Codec,
     ErrorReply,
+    MessageCodec,
     MessageDecodeError,
     OversizedFrame,
     RejectedFrame,
@@ -62,7 +62,7 @@ class _Responder:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        codec: Codec,
+        codec: MessageCodec,
         handler: Handler,
         config: ServeConfig,
         *,
@@ -79,7 +79,7 @@ class _Responder:
         self._max_queued = config.max_queued
         self._max_queued_bytes = config.max_queued_bytes
         self._max_concurrency = config.max_concurrency
-        self._priority = config.priority_tags
+        self._priority = frozenset(codec.message_type(cls) for cls in config.priority_classes)
         self._on_priority = on_priority  # called as each priority request is read
         self._on_priority_done = on_priority_done  # and as its answer is queued (or its handler ends)
         self._handler_timeout = config.handler_deadline
@@ -289,7 +289,7 @@ class _Responder:
 
 async def serve(
     stream: trio.abc.Stream,
-    codec: Codec,
+    codec: MessageCodec,
     handler: Handler,
     *,
     max_concurrency: int = 64,

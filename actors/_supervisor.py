@@ -18,7 +18,7 @@ from typing import Unpack, final
 
 import trio
 
-from channel import Codec
+from channel import MessageCodec
 from channel._util import NoPublicConstructor
 
 from ._arguments import check_codec, check_command
@@ -41,7 +41,7 @@ _RESET_BACKOFF_AFTER = 10.0  # seconds RUNNING after which the next restart back
 class Supervisor(metaclass=NoPublicConstructor):
     """The handle ``open_supervisor`` yields. See :func:`open_supervisor`."""
 
-    def __init__(self, command: Sequence[str], codec: Codec, handler: Handler, options: SupervisorConfig) -> None:
+    def __init__(self, command: Sequence[str], codec: MessageCodec, handler: Handler, options: SupervisorConfig) -> None:
         self._command = list(command)
         self._codec = codec
         self._handler = handler
@@ -195,7 +195,7 @@ _STATE_REASONS = {
 
 @asynccontextmanager
 async def open_supervisor(
-    command: Sequence[str], codec: Codec, handler: Handler, **options: Unpack[SupervisorOptions]
+    command: Sequence[str], codec: MessageCodec, handler: Handler, **options: Unpack[SupervisorOptions]
 ) -> AsyncIterator[Supervisor]:
     """Run ``command`` as a supervised worker process for as long as the block runs.
 
@@ -257,7 +257,7 @@ async def open_supervisor(
     Raises:
         RestartIntensityExceeded: the intensity limit tripped (the block is cancelled).
         TypeError: ``command`` is a string or not a sequence of strings (the message
-            says what to pass), ``codec`` is not a ``channel.Codec``, or ``handler``
+            says what to pass), ``codec`` is not a codec (``channel.MessageCodec``), or ``handler``
             is not callable.
         ValueError: a timing or limit option is out of range.
         OSError: the command could not be spawned.

@@ -10,7 +10,7 @@ from typing import Unpack, final
 
 import trio
 
-from channel import Codec
+from channel import MessageCodec
 from channel._util import NoPublicConstructor
 
 from ._arguments import check_codec, check_socket
@@ -26,7 +26,7 @@ __all__ = ["ThreadedComms", "comms_in_thread"]
 class ThreadedComms(metaclass=NoPublicConstructor):
     """What :func:`comms_in_thread` returns: enter it with ``with`` or ``async with``."""
 
-    def __init__(self, sock: socket.socket, codec: Codec, config: ChannelConfig) -> None:
+    def __init__(self, sock: socket.socket, codec: MessageCodec, config: ChannelConfig) -> None:
         self._sock = sock
         self._codec = codec
         self._config = config
@@ -108,7 +108,7 @@ class ThreadedComms(metaclass=NoPublicConstructor):
         self._thread.join()  # the run is over: the thread is returning
 
 
-def comms_in_thread(sock: socket.socket, codec: Codec, **options: Unpack[CommsOptions]) -> ThreadedComms:
+def comms_in_thread(sock: socket.socket, codec: MessageCodec, **options: Unpack[CommsOptions]) -> ThreadedComms:
     """Run a comms actor on ``sock`` in a daemon thread with its own trio loop.
 
     For hosts that are not trio programs, or trio programs whose own loop might
@@ -136,7 +136,7 @@ def comms_in_thread(sock: socket.socket, codec: Codec, **options: Unpack[CommsOp
     Raises:
         TypeError: ``sock`` is not a connected stdlib stream socket (a trio socket or
             stream, say: the message says what to pass), or ``codec`` is not a
-            ``channel.Codec``; raised here, before any thread starts.
+            codec (``channel.MessageCodec``); raised here, before any thread starts.
         ValueError: an option is out of range (raised here, before any thread starts).
         Exception: on entering, whatever :func:`~actors.open_comms` raises on entry (no
             hello, a hello that is an error).

@@ -11,7 +11,7 @@ from typing import Unpack
 
 import trio
 
-from channel import Codec
+from channel import MessageCodec
 
 from ._arguments import check_codec
 from ._comms import Comms
@@ -48,7 +48,7 @@ def supervisor_socket(fd: int = 0) -> socket.socket:
 
 @asynccontextmanager
 async def connect_to_supervisor(
-    codec: Codec, *, fd: int = 0, end_on_close: bool = True, thread: bool = False, **options: Unpack[CommsOptions]
+    codec: MessageCodec, *, fd: int = 0, end_on_close: bool = True, thread: bool = False, **options: Unpack[CommsOptions]
 ) -> AsyncIterator[Comms]:
     """In the worker process: open the channel to the supervisor on ``fd``.
 

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._bounds import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
+from ._codec_protocol import MessageCodec as MessageCodec
 from ._decoder import FrameDecoder as FrameDecoder
 from ._error_body import GENERIC_ERROR as GENERIC_ERROR
 from ._error_body import error_body as error_body
@@ -62,6 +63,7 @@ __all__ = [
     "FrameDecoder",
     "FrameTooLarge",
     "LocalProtocolError",
+    "MessageCodec",
     "MessageDecodeError",
     "MessageEncodeError",
     "MessageError",

@@ -21,6 +21,7 @@ from typing import Any, ForwardRef, Generic, TypeVar, get_args, get_origin
 import attrs
 import cattrs
 
+from ._codec_protocol import wrong_reply
 from ._converter import make_default_converter
 from ._errors import MessageDecodeError, MessageEncodeError
 from ._frames import PACKED_NIL, pack_value
@@ -246,11 +247,12 @@ class Codec:
 
     def wrong_reply(self, request_class: type, expected: type, reply: object) -> MessageDecodeError:
         """The error for a ``reply`` that is not the ``expected`` type ``request_class`` declares."""
-        got = "no body" if reply is None else self._tags.get(type(reply), type(reply).__qualname__)
-        return MessageDecodeError(
-            None if reply is None else got, "$", f"expected {_describe(expected)} in reply to "
-            f"{self._tags.get(request_class, request_class.__qualname__)}, got {got}"
-        )
+        return wrong_reply(self, request_class, expected, reply)
+
+    def message_type(self, message_class: type) -> str:
+        """The ``"type"`` tag of one of this codec's classes (of another class, its
+        qualified name: what an error about it says)."""
+        return self._tags.get(message_class) or message_class.__qualname__
 
     def encode(self, message: object) -> dict[str, Any]:
         """Turn a message into its body map, ``"type"`` tag included.
@@ -327,6 +329,3 @@ class Codec:
             path, reason = _failures(exc)
             raise MessageDecodeError(tag, path, reason) from exc
 
-
-def _describe(expected: type) -> str:
-    return "no body" if expected is type(None) else expected.__qualname__

@@ -57,7 +57,7 @@ def test_the_sans_io_surface_is_small() -> None:
         "RequestFrame", "ResponseFrame", "encode_frame", "FrameDecoder", "NEED_DATA", "END_OF_STREAM",
         "OversizedFrame", "RejectedFrame", "DEFAULT_MAX_FRAME_SIZE", "DEFAULT_MAX_DEPTH",
         # messages and error bodies
-        "Codec", "Request", "TAG_KEY", "error_body", "read_error_body", "GENERIC_ERROR", "FRAME_TOO_LARGE",
+        "Codec", "MessageCodec", "Request", "TAG_KEY", "error_body", "read_error_body", "GENERIC_ERROR", "FRAME_TOO_LARGE",
         # errors
         "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "TruncatedFrame", "FrameTooLarge",
         "MessageError", "MessageEncodeError", "MessageDecodeError", "ErrorReply",

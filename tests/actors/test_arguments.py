@@ -32,7 +32,7 @@ async def test_open_comms_refuses_a_trio_socket() -> None:
 
 async def test_open_comms_refuses_something_that_is_not_a_codec(stream_pair) -> None:
     ours, _ = stream_pair
-    with pytest.raises(TypeError, match=r"takes a channel.Codec, not list"):
+    with pytest.raises(TypeError, match=r"takes a codec: a channel.Codec .* not list \(no pack, decode, reply_type, message_type\)"):
         async with actors.open_comms(ours, [Echo]):  # type: ignore[arg-type]
             pass
 
