@@ -18,13 +18,12 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from channel import (
-    Codec,
     MessageCodec,
     MessageDecodeError,
     OversizedFrame,
@@ -33,7 +32,7 @@ from channel import (
     ResponseFrame,
     read_error_body,
 )
-from channel.lowlevel import FrameFields, frame_head, wrong_reply
+from channel.lowlevel import FrameFields, frame_head, reply_table, wrong_reply
 
 from ._errors import PeerNotAnswering, PeerUnresponsive, RemoteError, ReplyTooLarge, closed_error
 from ._inbox import Inbox
@@ -47,21 +46,6 @@ __all__ = ["CommsActor"]
 log = logging.getLogger(__name__)
 
 _COMPACT_WAITING_AFTER = 64  # abandoned slots tolerated in the admission queue
-
-class _AskedReplyTypes(dict[type, "type | None"]):
-    """A foreign codec's reply types, asked of it once per request class."""
-
-    def __init__(self, codec: MessageCodec) -> None:
-        super().__init__()
-        self._codec = codec
-
-    def get(self, request_class: type, default: type | None = None) -> type | None:  # type: ignore[override]
-        try:
-            return self[request_class]
-        except KeyError:
-            reply_type = self[request_class] = self._codec.reply_type(request_class)
-            return reply_type
-
 
 class CommsActor:
     """Owns one stream: routes replies to slots, writes requests, enforces the limits.
@@ -87,11 +71,7 @@ class CommsActor:
             stall_timeout=stall_timeout,
         )
         self.codec = codec
-        self._reply_types: Mapping[type, type | None] | None
-        if isinstance(codec, Codec):  # its table, as it is: the hot path pays nothing more
-            self._reply_types = codec.reply_types if codec.reply_types else None
-        else:
-            self._reply_types = _AskedReplyTypes(codec)
+        self._reply_types = reply_table(codec)
         self._priority = priority or None  # None: no lane, and one test per call fewer
         self.max_in_flight = max_in_flight
         self.max_unanswered = max_unanswered

@@ -9,6 +9,7 @@ the codec uses. They are stable, but shaped for speed rather than comfort.
 """
 
 from ._bounds import max_containers as max_containers
+from ._codec_protocol import reply_table as reply_table
 from ._codec_protocol import wrong_reply as wrong_reply
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import pack_error_body as pack_error_body
@@ -36,6 +37,7 @@ __all__ = [
     "message_type_of",
     "pack_error_body",
     "pack_value",
+    "reply_table",
     "reply_type_of",
     "response_bytes",
     "wrong_reply",
