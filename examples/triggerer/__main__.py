@@ -8,12 +8,15 @@ SIGKILLed) and adds --triggers new ones only with --add. SIGINT and SIGTERM stop
 the runner and exit with 130 and 143; the store can then be resumed. A store that
 cannot be used, or fails during the run (a full disk, a damaged page, a lock held
 by another process for over 5 s), stops the runner and exits 2 with one line.
+SIGABRT (and a crash) prints every thread's stack to stderr, then ends the job: how
+a job that hangs tells where it waits.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -171,6 +174,7 @@ async def stop_on_signals(scope: trio.CancelScope, stopped_by: list[int]) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
+    faulthandler.enable(all_threads=True)
     return trio.run(run, parse_args(argv))
 
 

@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from examples.triggerer.kinds import FAILING_KINDS
+from tests.supervisor.test_no_orphans import wait_gone
 
 TEST_TIMEOUT = 120
 
@@ -73,12 +74,23 @@ def demo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "examples.triggerer", *args]
 
 
+ABORT_GRACE = 10
+
+
 async def ensure_ended(process: trio.Process) -> None:
-    """Kill the demo if a failed test left it running."""
+    """End the demo if a failed test left it running: SIGABRT first, which makes it
+    print every thread's stack to stderr (shown with the failure) before it dies, so
+    a hang tells where it waited, and its exit (-6) is never mistaken for one of its
+    own kills; SIGKILL if it has not died within ``ABORT_GRACE`` seconds."""
     with trio.CancelScope(shield=True):
         if process.returncode is None:
-            process.kill()
-            await process.wait()
+            process.send_signal(signal.SIGABRT)
+            with trio.move_on_after(ABORT_GRACE):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            print(f"the test ended the demo (pid {process.pid}): exit {process.returncode}")
 
 
 def assert_gone(pids: set[int]) -> None:
@@ -187,6 +199,34 @@ async def test_ctrl_c_leaves_no_runner_behind(tmp_path: Path) -> None:
         await ensure_ended(process)
     assert code == 128 + signal.SIGINT  # interrupted, not a clean run
     assert_gone(demo.runner_pids)
+
+
+async def test_sigabrt_prints_every_threads_stack_and_leaves_no_runner(tmp_path: Path) -> None:
+    """What ``ensure_ended`` relies on to tell where a hung demo waited."""
+    process = await trio.lowlevel.open_process(
+        demo_command("--triggers", "1000", "--db", str(tmp_path / "t.db")), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    demo = Demo(process)
+    stderr = b""
+    try:
+        with demo.deadline():
+            while not demo.runner_pids:
+                await demo.next_line()
+            process.send_signal(signal.SIGABRT)
+            assert process.stderr is not None
+            while chunk := await process.stderr.receive_some(65536):
+                stderr += chunk
+            code = await process.wait()
+    finally:
+        await ensure_ended(process)
+    assert code == -signal.SIGABRT
+    text = stderr.decode(errors="replace")
+    assert "Fatal Python error: Aborted" in text, text
+    assert text.count("(most recent call first)") >= 2, text  # the loop's thread and the forker's
+    assert "trio/_core/_run.py" in text, text
+    for pid in demo.runner_pids:  # killed by the kernel as the job died (PR_SET_PDEATHSIG)
+        await wait_gone(pid)
 
 
 
