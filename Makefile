@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo quickstart test lint docs bench bench-airflow soak clean
+.PHONY: demo quickstart test test-airflow lint docs bench bench-airflow soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio-comms needs Python 3.11+, found " + sys.version.split()[0])'
@@ -31,7 +31,7 @@ test: $(STAMP)
 # examples (tests/test_typing.py also type-checks README's examples).
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy channel actors examples docs/examples
+	$(BIN)/mypy channel actors trio_comms_airflow examples docs/examples
 
 # The documentation site (docs/): every warning is an error; open docs/_build/html/index.html.
 docs: $(STAMP)
@@ -57,10 +57,31 @@ $(AIRFLOW_STAMP): pyproject.toml
 bench-airflow: $(AIRFLOW_STAMP)
 	AIRFLOW_HOME=$(CURDIR)/$(AIRFLOW_VENV)/airflow-home $(AIRFLOW_VENV)/bin/python -m benchmarks.airflow
 
+# The real Airflow triggerer with and without trio_comms_airflow (tests/airflow), on
+# each release below in a venv of its own; make test never needs Airflow. 3.1.8 needs
+# cryptography<46 (51.x breaks its get_fernet()).
+TEST_AIRFLOW_VERSIONS := 3.1.8 3.3.2
+PINS_3.1.8 := 'cryptography<46'
+
+.venv-airflow-%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-airflow-$*
+	.venv-airflow-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-airflow-$*/bin/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat \
+		'apache-airflow==$*' $(PINS_$*)
+	@touch $@
+
+test-airflow: $(foreach v,$(TEST_AIRFLOW_VERSIONS),.venv-airflow-$(v)/.installed)
+	@rm -f .airflow-results.jsonl
+	for v in $(TEST_AIRFLOW_VERSIONS); do \
+		AIRFLOW_HOME=$(CURDIR)/.venv-airflow-$$v/airflow-home HARNESS_RESULTS=$(CURDIR)/.airflow-results.jsonl \
+		.venv-airflow-$$v/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/airflow || exit 1; \
+	done
+	$(BIN)/python -m tests.airflow.summary .airflow-results.jsonl
+
 # Not part of make test: the property tests at the soak profile, then a million requests.
 soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -o faulthandler_timeout=0 tests/properties tests/channel/test_hostile_frames.py
 	$(BIN)/python -m tests.soak --requests 1000000
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .hypothesis build *.egg-info docs/_build
+	rm -rf $(VENV) $(AIRFLOW_VENV) .venv-airflow-* .airflow-results.jsonl .pytest_cache .hypothesis build *.egg-info docs/_build

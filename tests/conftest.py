@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,9 @@ from tests.actors.helpers import socket_stream_pair
 settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("soak", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# tests/airflow runs with the real Airflow in venvs of its own; make test's has none.
+collect_ignore = [] if importlib.util.find_spec("airflow") else ["airflow"]
 
 
 @pytest.fixture
