@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
 from typing import Any
 
 import actors
+from actors._comms import _has_greenback_portal
 
 from ._codec import AirflowCodec
 
@@ -99,7 +99,7 @@ class TriggerComms:
         Raises:
             As :meth:`asend`.
         """
-        if threading.get_ident() == self._loop_thread and _has_portal():
+        if threading.get_ident() == self._loop_thread and _has_greenback_portal():
             import greenback
 
             return greenback.await_(self.asend(msg))
@@ -114,16 +114,6 @@ class TriggerComms:
         if not self._closed:
             self._closed = True
             self._threaded.__exit__(None, None, None)
-
-
-def _has_portal() -> bool:
-    greenback = sys.modules.get("greenback")
-    if greenback is None:
-        return False
-    try:
-        return bool(greenback.has_portal())
-    except RuntimeError:
-        return False
 
 
 def _airflow_error(error: actors.RemoteError) -> Exception:

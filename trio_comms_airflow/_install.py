@@ -6,6 +6,8 @@ import logging
 import socket
 from typing import Any
 
+from actors._options import check_timeout
+
 from ._decoder import DEFAULT_TIMEOUT, TriggerComms
 from ._support import check_airflow
 
@@ -39,10 +41,9 @@ def install(*, timeout: float | None = DEFAULT_TIMEOUT) -> str:
     Raises:
         UnsupportedAirflow: Airflow is missing, not 3.1.x-3.3.x, or lacks a part
             this replaces; nothing has been patched.
-        ValueError: ``timeout`` is not a positive number or ``None``.
+        ValueError: ``timeout`` is not a positive number, ``None`` or ``math.inf``.
     """
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    timeout = check_timeout(timeout)  # here, in the triggerer, not in the forked runner
     version = check_airflow()
     _installed["timeout"] = timeout
     if "version" in _installed:

@@ -8,6 +8,8 @@ heartbeat by the codec's own tag, which is not its class name."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -130,33 +132,35 @@ async def test_every_caller_gets_its_own_reply_and_reply_types_are_asked_once() 
             nursery.cancel_scope.cancel()
 
 
-async def test_a_reply_of_the_wrong_type_fails_that_call_only() -> None:
+@contextlib.asynccontextmanager
+async def plain_channel() -> AsyncIterator[actors.Comms]:
+    """Comms with plain-object messages, answered by ``serve`` over a real socketpair."""
     with trio.fail_after(TEST_TIMEOUT):
         ours, theirs = socket_stream_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actors.serve, theirs, PlainCodec(), answer)
             async with actors.open_comms(ours, PlainCodec(), timeout=10) as comms:
-                with pytest.raises(MessageDecodeError, match=r"expected Answer in reply to plain\.Ask, got plain\.Beat"):
-                    await comms.asend(Ask(question="wrong"))
-                assert await comms.asend(Ask(question="next")) == Answer(text="re next")
-                assert comms.statistics().replies_undecodable == 1
+                yield comms
             nursery.cancel_scope.cancel()
+
+
+async def test_a_reply_of_the_wrong_type_fails_that_call_only() -> None:
+    async with plain_channel() as comms:
+        with pytest.raises(MessageDecodeError, match=r"expected Answer in reply to plain\.Ask, got plain\.Beat"):
+            await comms.asend(Ask(question="wrong"))
+        assert await comms.asend(Ask(question="next")) == Answer(text="re next")
+        assert comms.statistics().replies_undecodable == 1
 
 
 async def test_a_request_the_responder_s_codec_refuses_is_answered_and_the_channel_goes_on() -> None:
-    with trio.fail_after(TEST_TIMEOUT):
-        ours, theirs = socket_stream_pair()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(actors.serve, theirs, PlainCodec(), answer)
-            async with actors.open_comms(ours, PlainCodec(), timeout=10) as comms:
-                with pytest.raises(actors.RemoteError) as refused:
-                    await comms.asend(Ask(question=3))
-                assert refused.value.code == channel.GENERIC_ERROR
-                assert "$.question" in str(refused.value.detail)
-                with pytest.raises(MessageEncodeError, match="not a plain message"):
-                    await comms.asend(object())
-                assert await comms.asend(Ask(question="still")) == Answer(text="re still")
-            nursery.cancel_scope.cancel()
+    async with plain_channel() as comms:
+        with pytest.raises(actors.RemoteError) as refused:
+            await comms.asend(Ask(question=3))
+        assert refused.value.code == channel.GENERIC_ERROR
+        assert "$.question" in str(refused.value.detail)
+        with pytest.raises(MessageEncodeError, match="not a plain message"):
+            await comms.asend(object())
+        assert await comms.asend(Ask(question="still")) == Answer(text="re still")
 
 
 async def test_the_priority_lane_finds_the_heartbeat_by_the_codec_s_tag() -> None:
