@@ -4,10 +4,14 @@ with only the supervisor's database-facing methods replaced by in-memory ones.
     python -m tests.airflow.runner_harness --comms stock|trio-comms [--triggers 300]
         [--churn 5] [--seconds 30] [--callers sync_to_async|to_thread|asend]
 
-``--triggers`` :class:`~tests.airflow.triggers.AskingTrigger` run at once; every
-second ``--churn`` of them are cancelled and as many new ones created. The
-supervisor answers each ``GetVariable`` with its own key; every other message goes
-to Airflow's own handler. After ``--seconds`` the runner is sent SIGTERM (as
+``--triggers`` run at once: every tenth is the standard provider's real
+``WorkflowTrigger`` (it polls ``get_ti_count`` through ``sync_to_async``, and the
+count never reaches its goal), the rest are
+:class:`~tests.airflow.triggers.AskingTrigger`. Every second ``--churn`` of them
+are cancelled and as many new ones created. The supervisor answers each
+``GetVariable`` with its own key and each ``GetTICount`` with 0 (a reply of any
+other type fails a ``WorkflowTrigger``); every other message goes to Airflow's own
+handler. After ``--seconds`` the runner is sent SIGTERM (as
 ``airflow triggerer`` does on shutdown) and given 10 s to exit. Prints one JSON
 line: every outcome the triggers recorded, the failed triggers, whether the runner
 was alive at the end, its exit code and how long it took to exit.
@@ -57,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from airflow.executors import workloads
     from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
     from airflow.models.trigger import Trigger
-    from airflow.sdk.execution_time.comms import GetVariable, VariableResult
-
-    from .triggers import CLASSPATH
+    from airflow.sdk.execution_time.comms import GetTICount, GetVariable, TICount, VariableResult
 
     class Supervisor(TriggerRunnerSupervisor):  # type: ignore[misc]
         """Airflow's own supervisor with its database replaced by a set of ids."""
@@ -86,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 .union(trigger.id for trigger in self.creating_triggers)
             )
             for trigger_id in sorted(requested_trigger_ids - known):
-                kwargs = {"number": trigger_id, "callers": args.callers, "period": 0.5}
+                classpath, kwargs = trigger_for(trigger_id, args.callers)
                 self.creating_triggers.append(workloads.RunTrigger(
-                    id=trigger_id, classpath=CLASSPATH, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs), ti=None,
+                    id=trigger_id, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs), ti=None,
                 ))
             self.cancelling_triggers.update(self.running_triggers - requested_trigger_ids)
 
@@ -118,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.answer_ms / 1000)
                 self.send_msg(VariableResult(key=msg.key, value=msg.key), request_id=req_id, error=None)
                 return
+            if isinstance(msg, GetTICount):  # WorkflowTrigger's poll: never done
+                self.harness["ti_counts"] += 1
+                time.sleep(args.answer_ms / 1000)
+                self.send_msg(TICount(count=0), request_id=req_id, error=None)
+                return
             super()._handle_request(msg, log, req_id)
 
     job = types.SimpleNamespace(id=1)
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     supervisor.harness = {
         "wanted": set(range(1, args.triggers + 1)), "next_id": args.triggers + 1,
         "next_churn": time.monotonic() + 1.0, "cancelled": 0, "events": 0, "failed": 0, "failures": [],
-        "requests": 0,
+        "requests": 0, "ti_counts": 0,
     }
     started = time.monotonic()
     died_at: float | None = None
@@ -171,10 +178,24 @@ def main(argv: list[str] | None = None) -> int:
         "triggers": args.triggers, "churn": args.churn, "seconds": args.seconds,
         "outcomes": dict(counts), "examples": examples, "cancelled": state["cancelled"],
         "failed_triggers": state["failed"], "failures": state["failures"][:5], "requests": state["requests"],
+        "ti_counts": state["ti_counts"],
         "runner_died_at": None if died_at is None else round(died_at, 1), "alive_at_end": alive_at_end,
         "exit_code": exit_code, "exit_seconds": exit_seconds, "sigkilled": killed,
     }))
     return 0
+
+
+WORKFLOW_TRIGGER = "airflow.providers.standard.triggers.external_task.WorkflowTrigger"
+
+
+def trigger_for(trigger_id: int, callers: str) -> tuple[str, dict[str, Any]]:
+    """Trigger ``trigger_id``'s classpath and kwargs: every tenth a real ``WorkflowTrigger``."""
+    from .triggers import CLASSPATH  # imports Airflow: after install()
+
+    if trigger_id % 10 == 0:
+        return WORKFLOW_TRIGGER, {"external_dag_id": "harness", "run_ids": ["run"], "external_task_ids": ["task"],
+                                  "allowed_states": ["success"], "poke_interval": 0.5}
+    return CLASSPATH, {"number": trigger_id, "callers": callers, "period": 0.5}
 
 
 def classify(line: str) -> str:
