@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo quickstart test test-airflow lint docs bench bench-airflow soak clean
+.PHONY: demo quickstart test test-airflow lint docs bench bench-airflow bench-airflow-triggerer soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trio-comms needs Python 3.11+, found " + sys.version.split()[0])'
@@ -60,7 +60,7 @@ bench-airflow: $(AIRFLOW_STAMP)
 # The real Airflow triggerer with and without trio_comms_airflow (tests/airflow), on
 # each release below in a venv of its own; make test never needs Airflow. 3.1.8 needs
 # cryptography<46 (51.x breaks its get_fernet()).
-TEST_AIRFLOW_VERSIONS := 3.1.8 3.3.2
+TEST_AIRFLOW_VERSIONS := 3.1.8 3.2.2 3.3.2
 PINS_3.1.8 := 'cryptography<46'
 
 .venv-airflow-%/.installed: pyproject.toml
@@ -70,13 +70,18 @@ PINS_3.1.8 := 'cryptography<46'
 		'apache-airflow==$*' $(PINS_$*)
 	@touch $@
 
+# How many requests a second the real airflow triggerer answers, stock and with
+# trio-comms (docs/airflow.rst includes benchmarks/results/airflow-triggerer.rst).
+bench-airflow-triggerer: .venv-airflow-3.3.2/.installed
+	AIRFLOW_HOME=$(CURDIR)/.venv-airflow-3.3.2/airflow-home .venv-airflow-3.3.2/bin/python -m benchmarks.airflow_triggerer
+
 test-airflow: $(foreach v,$(TEST_AIRFLOW_VERSIONS),.venv-airflow-$(v)/.installed)
 	@rm -f .airflow-results.jsonl
 	for v in $(TEST_AIRFLOW_VERSIONS); do \
 		AIRFLOW_HOME=$(CURDIR)/.venv-airflow-$$v/airflow-home HARNESS_RESULTS=$(CURDIR)/.airflow-results.jsonl \
 		.venv-airflow-$$v/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/airflow || exit 1; \
 	done
-	$(BIN)/python -m tests.airflow.summary .airflow-results.jsonl
+	$(BIN)/python -m tests.airflow.summary .airflow-results.jsonl --rst tests/airflow/results.rst
 
 # Not part of make test: the property tests at the soak profile, then a million requests.
 soak: $(STAMP)

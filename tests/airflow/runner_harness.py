@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             examples.setdefault(kind, line.strip())
     state = supervisor.harness
     print(json.dumps({
-        "airflow": airflow.__version__, "comms": args.comms, "callers": args.callers,
+        "airflow": airflow.__version__, "harness": "A", "comms": args.comms, "callers": args.callers,
         "triggers": args.triggers, "churn": args.churn, "seconds": args.seconds,
         "outcomes": dict(counts), "examples": examples, "cancelled": state["cancelled"],
         "failed_triggers": state["failed"], "failures": state["failures"][:5], "requests": state["requests"],

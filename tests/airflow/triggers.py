@@ -15,6 +15,13 @@ How a trigger asks (``callers``):
 - ``to_thread``: the same from a thread asgiref did not start (``asyncio.to_thread``):
   Airflow 3.1's ``send`` then runs ``asend`` on a second loop in a second thread;
 - ``asend``: ``await SUPERVISOR_COMMS.asend`` on the runner's loop.
+
+With ``fixed_key`` every question is the Variable ``t<number>`` (harness B's
+database holds each one with its own key as its value); without it each question
+is a new key (harness A's supervisor answers any key with itself). With
+``raise_errors`` a failed or wrong reply also fails the trigger, as a real
+trigger's would (Airflow then fails its task instance through ``submit_failure``);
+without it the trigger records the outcome and asks again.
 """
 
 from __future__ import annotations
@@ -46,14 +53,21 @@ def _get(key: str) -> Any:
 
 
 class AskingTrigger(BaseTrigger):
-    def __init__(self, number: int, callers: str, period: float = 0.5) -> None:
+    def __init__(self, number: int, callers: str, period: float = 0.5, fixed_key: bool = False,
+                 raise_errors: bool = False) -> None:
         super().__init__()
+        self.raise_errors = raise_errors
         self.number = number
         self.callers = callers
         self.period = period
+        self.fixed_key = fixed_key
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"number": self.number, "callers": self.callers, "period": self.period}
+        return CLASSPATH, {"number": self.number, "callers": self.callers, "period": self.period,
+                           "fixed_key": self.fixed_key, "raise_errors": self.raise_errors}
+
+    def key(self, step: str) -> str:
+        return f"t{self.number}" if self.fixed_key else f"t{self.number}-{step}"
 
     async def ask(self, key: str) -> None:
         from asgiref.sync import sync_to_async
@@ -73,11 +87,15 @@ class AskingTrigger(BaseTrigger):
             raise
         except Exception as exc:
             _record(f"error {type(exc).__name__}: {exc}")
+            if self.raise_errors:
+                raise
             return
         if getattr(reply, "key", None) == key and getattr(reply, "value", None) == key:
             _record("ok")
         else:
             _record(f"wrong asked {key} got {reply!r}")
+            if self.raise_errors:
+                raise RuntimeError(f"asked {key}, got another caller's reply: {reply!r}")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         step = 0
@@ -85,8 +103,8 @@ class AskingTrigger(BaseTrigger):
             while True:
                 await asyncio.sleep(self.period * random.uniform(0.5, 1.5))
                 step += 1
-                await self.ask(f"t{self.number}-{step}")
+                await self.ask(self.key(str(step)))
         except asyncio.CancelledError:
-            await self.ask(f"t{self.number}-cancel")  # safe_to_cancel: one more question
+            await self.ask(self.key("cancel"))  # safe_to_cancel: one more question
             raise
         yield TriggerEvent(None)  # never reached: the trigger runs until cancelled
