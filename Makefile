@@ -59,9 +59,12 @@ bench-airflow: $(AIRFLOW_STAMP)
 
 # The real Airflow triggerer with and without trio_comms_airflow (tests/airflow), on
 # each release below in a venv of its own; make test never needs Airflow. 3.1.8 needs
-# cryptography<46 (51.x breaks its get_fernet()).
+# cryptography<46 (51.x breaks its get_fernet()); 3.2.2 needs cadwyn<8 and
+# fastapi<0.137 (with cadwyn 9.0 and fastapi 0.165 every Execution API call fails:
+# "Model 'TITerminalStatePayload' needs a discriminator field").
 TEST_AIRFLOW_VERSIONS := 3.1.8 3.2.2 3.3.2
 PINS_3.1.8 := 'cryptography<46'
+PINS_3.2.2 := 'cadwyn<8' 'fastapi<0.137'
 
 .venv-airflow-%/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-airflow-$*

@@ -2,12 +2,12 @@
 Airflow database, stock or through ``trio-comms-airflow``.
 
     python -m tests.airflow.cli_harness --comms stock|trio-comms [--seconds 20] [--churn 5]
-        [--tasks 300] [--period 0.5]
+        [--tasks 300] [--period 0.5] [--callers sync_to_async|to_thread]
 
 The database (made once per Airflow home and size, then copied per run) holds one
 DAG run of a ``--tasks``-task DAG whose every task instance is deferred on a trigger
 of its own (an :class:`~tests.airflow.triggers.AskingTrigger` that asks for the
-Variable ``t<n>`` through ``sync_to_async`` about every ``--period`` seconds and
+Variable ``t<n>`` through ``--callers`` about every ``--period`` seconds and
 once more while cancelled, and fails as a real trigger would on an error or a wrong
 reply), and a Variable ``t<n>`` for each, its own key as its value. The supervisor
 answers from the database through Airflow's in-process Execution API. Once every
@@ -16,8 +16,8 @@ trigger has asked, ``--churn`` deferred task instances a second are marked succe
 SIGTERM and given 30 s to exit before its process group is SIGKILLed (the triggerer
 itself stops its runner with SIGINT, then SIGTERM and SIGKILL 10 s apart).
 
-Prints one JSON line: the triggers' outcomes and how many requests a second were
-answered meanwhile, the task instance states read back from the database
+Prints one JSON line: the triggers' outcomes, how many requests a second were
+answered meanwhile and what share of a core the triggerer's own process used, the task instance states read back from the database
 (``failed_by_trigger``: sent to ``submit_failure``), the log lines that show the
 seed's failure, how the runner ended by Airflow's own log, the triggerer's exit
 code and whether any of its processes was left.
@@ -82,7 +82,7 @@ with create_session() as session:
     for ti in run.get_task_instances(session=session):
         number = int(ti.task_id[1:])
         trigger = Trigger(classpath=CLASSPATH, kwargs={
-            "number": number, "callers": "sync_to_async", "period": float(sys.argv[1]), "fixed_key": True,
+            "number": number, "callers": sys.argv[2], "period": float(sys.argv[1]), "fixed_key": True,
             "raise_errors": True})
         session.add(trigger)
         session.flush()
@@ -105,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--churn", type=int, default=5, help="task instances marked success a second")
     parser.add_argument("--tasks", type=int, default=300, help="deferred task instances, one trigger each")
     parser.add_argument("--period", type=float, default=0.5, help="seconds between a trigger's questions (about)")
+    parser.add_argument("--callers", choices=("sync_to_async", "to_thread"), default="sync_to_async",
+                        help="how the triggers call the SDK (tests/airflow/triggers.py)")
     return parser.parse_args(argv)
 
 
@@ -119,12 +121,12 @@ def airflow_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def template(tasks: int, period: float) -> Path:
+def template(tasks: int, period: float, callers: str) -> Path:
     """The migrated, seeded Airflow home for ``tasks`` triggers asking every
-    ``period`` seconds (made once: ``airflow db migrate`` and ``dags reserialize``
-    take seconds each)."""
+    ``period`` seconds through ``callers`` (made once: ``airflow db migrate`` and
+    ``dags reserialize`` take seconds each)."""
     root = Path(os.environ.get("AIRFLOW_HOME") or tempfile.gettempdir())
-    ready = root / f"harness-b-{tasks}-{period:g}"
+    ready = root / f"harness-b-{tasks}-{period:g}-{callers}"
     if ready.is_dir():
         return ready
     root.mkdir(parents=True, exist_ok=True)
@@ -134,7 +136,7 @@ def template(tasks: int, period: float) -> Path:
     env = airflow_env(home)
     for command in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([airflow_bin("airflow"), *command], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run([sys.executable, "-c", SEED_DB, str(period)], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-c", SEED_DB, str(period), callers], env=env, check=True, capture_output=True, timeout=300)
     home.rename(ready)  # whole or not at all
     return ready
 
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     import airflow
 
     home = Path(tempfile.mkdtemp(prefix="harness-b-"))
-    shutil.copytree(template(args.tasks, args.period), home, dirs_exist_ok=True)
+    shutil.copytree(template(args.tasks, args.period, args.callers), home, dirs_exist_ok=True)
     db = home / "airflow.db"
     outcomes_path = home / "outcomes"
     outcomes_path.touch()
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     result.update(read_back(db, outcomes_path, home / "triggerer.log"))
-    result.update({"airflow": airflow.__version__, "harness": "B", "comms": args.comms, "callers": "sync_to_async",
+    result.update({"airflow": airflow.__version__, "harness": "B", "comms": args.comms, "callers": args.callers,
                    "triggers": args.tasks, "period": args.period, "churn": args.churn, "seconds": args.seconds})
     print(json.dumps(result))
     return 0
@@ -176,6 +178,7 @@ def drive(process: subprocess.Popen[bytes], db: Path, outcomes_path: Path, args:
         time.sleep(0.2)  # polling a process we do not own, not synchronising our own tasks
     churn_started = time.monotonic()
     answered_before = answered(outcomes_path)
+    cpu_before = cpu_seconds(process.pid)
     marked = 0
     died_at: float | None = None
     with sqlite3.connect(db, timeout=30) as conn:
@@ -189,7 +192,9 @@ def drive(process: subprocess.Popen[bytes], db: Path, outcomes_path: Path, args:
             conn.commit()
             marked += cursor.rowcount
             time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
-    answered_per_second = round((answered(outcomes_path) - answered_before) / (time.monotonic() - churn_started), 1)
+    window = time.monotonic() - churn_started
+    answered_per_second = round((answered(outcomes_path) - answered_before) / window, 1)
+    cpu_share = None if died_at is not None else round((cpu_seconds(process.pid) - cpu_before) / window, 2)
     exit_seconds: float | None = None
     killed = False
     if died_at is None:
@@ -204,9 +209,16 @@ def drive(process: subprocess.Popen[bytes], db: Path, outcomes_path: Path, args:
     if left_behind or killed:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    return {"marked_success": marked, "answered_per_second": answered_per_second, "exited_by_itself_at": died_at, "alive_at_end": died_at is None,
+    return {"marked_success": marked, "answered_per_second": answered_per_second, "triggerer_cpu_share": cpu_share, "exited_by_itself_at": died_at, "alive_at_end": died_at is None,
             "exit_code": process.returncode, "exit_seconds": exit_seconds, "sigkilled": killed,
             "processes_left": left_behind}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the triggerer's own process (not its runner) has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def lines(path: Path) -> int:

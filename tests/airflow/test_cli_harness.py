@@ -4,36 +4,24 @@ read back from the database afterwards."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
-from .test_runner_harness import STOCK_3_1
-
-SECONDS = "20"
-
-
-def run_cli_harness(comms: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.airflow.cli_harness", "--comms", comms, "--seconds", SECONDS],
-        capture_output=True, text=True, timeout=400, check=True,
-    )
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    if path := os.environ.get("HARNESS_RESULTS"):
-        with open(path, "a") as results:
-            results.write(json.dumps(summary) + "\n")
-    return summary
+from . import harnesses
+from .harnesses import STOCK_3_1
 
 
-def test_trio_comms_airflow_triggerer_loses_no_task_instance_and_exits_0_on_sigterm() -> None:
-    summary = run_cli_harness("trio-comms")
+def run_cli_harness(comms: str, callers: str) -> dict:
+    return harnesses.run("cli_harness", comms, callers, timeout=400)
+
+
+@pytest.mark.parametrize("callers", ["sync_to_async", "to_thread"])
+def test_trio_comms_airflow_triggerer_loses_no_task_instance_and_exits_0_on_sigterm(callers: str) -> None:
+    summary = run_cli_harness("trio-comms", callers)
     assert summary["log_trio_comms_on"], summary  # the log says it is on
     assert set(summary["outcomes"]) <= {"ok", "cancelled"}, summary  # every reply its trigger's own
-    assert summary["outcomes"]["ok"] > 1000, summary
+    assert summary["outcomes"]["ok"] > 500, summary  # it ran (about 2,000 on a quiet machine)
     assert summary["failed_by_trigger"] == 0, summary
     # what was marked success stays so; every other task instance is still deferred
     assert summary["ti_states"] == {"success": summary["marked_success"],
@@ -44,14 +32,18 @@ def test_trio_comms_airflow_triggerer_loses_no_task_instance_and_exits_0_on_sigt
     assert (summary["runner_exit_code"], summary["runner_signal_sent"]) == (0, "SIGINT"), summary
 
 
-def replies_out_of_order(summary: dict) -> None:
-    """3.1: replies read out of order, by the triggers' outcomes and by Airflow's log.
-    When that happens while the triggerer runs, the triggers fail their task
-    instances (``failed_by_trigger``) and the runner may die (the triggerer then
-    exits by itself); at shutdown, the triggers' clean-up reads the wrong replies.
-    Which of these a 20 s run shows depends on timing, so the summary reports them
-    and only the misread replies are asserted."""
-    assert summary["outcomes"].get("out-of-order", 0) > 0 and summary["log_out_of_order"] > 0, summary
+def wedged_by_a_second_loop(summary: dict) -> None:
+    """3.1 with ``asyncio.to_thread`` callers: the lock and the stream meet a second
+    loop; next to no request is answered, the triggers' errors never reach the
+    database (every task instance stays deferred), and the runner ignores the
+    triggerer's SIGINT and SIGTERM until its SIGKILL. (With ``sync_to_async``
+    callers harness B misreads replies only in some runs: harness A is the
+    control for that.)"""
+    outcomes = summary["outcomes"]
+    errors = sum(n for kind, n in outcomes.items() if kind.startswith("error") or kind in ("cross-loop", "out-of-order"))
+    assert outcomes.get("cross-loop", 0) > 0, summary
+    assert outcomes.get("ok", 0) < errors, summary
+    assert summary["ti_states"].get("deferred") == 300 - summary["marked_success"], summary
 
 
 def sigterm_ignored(summary: dict) -> None:
@@ -62,9 +54,11 @@ def sigterm_ignored(summary: dict) -> None:
     assert (summary["runner_exit_code"], summary["runner_signal_sent"]) == (-9, "SIGKILL"), summary
 
 
-STOCK_FAILURE: Callable[[dict], None] = replies_out_of_order if STOCK_3_1 else sigterm_ignored
+# What stock Airflow must show on this venv's release: harness B's callers and check.
+STOCK_FAILURE: tuple[str, Callable[[dict], None]] = (
+    ("to_thread", wedged_by_a_second_loop) if STOCK_3_1 else ("sync_to_async", sigterm_ignored))
 
 
-@pytest.mark.parametrize("failure", [STOCK_FAILURE], ids=[STOCK_FAILURE.__name__])
-def test_stock_airflow_triggerer_fails_as_the_seed_says(failure: Callable[[dict], None]) -> None:
-    failure(run_cli_harness("stock"))
+@pytest.mark.parametrize(("callers", "failure"), [STOCK_FAILURE], ids=[STOCK_FAILURE[1].__name__])
+def test_stock_airflow_triggerer_fails_as_the_seed_says(callers: str, failure: Callable[[dict], None]) -> None:
+    failure(run_cli_harness("stock", callers))

@@ -4,30 +4,16 @@ trio-comms every reply is its caller's own and the runner exits 0 on SIGTERM."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
-import airflow
 import pytest
 
-SECONDS = "20"
-STOCK_3_1 = airflow.__version__.startswith("3.1.")
+from . import harnesses
+from .harnesses import STOCK_3_1
 
 
 def run_harness(comms: str, callers: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.airflow.runner_harness", "--comms", comms, "--callers", callers,
-         "--seconds", SECONDS],
-        capture_output=True, text=True, timeout=180, check=True,
-    )
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    if path := os.environ.get("HARNESS_RESULTS"):
-        with open(path, "a") as results:
-            results.write(json.dumps(summary) + "\n")
-    return summary
+    return harnesses.run("runner_harness", comms, callers, timeout=180)
 
 
 @pytest.mark.parametrize("callers", ["sync_to_async", "to_thread", "asend"])
@@ -35,7 +21,7 @@ def test_with_trio_comms_every_reply_is_its_callers_and_sigterm_exits_0(callers:
     summary = run_harness("trio-comms", callers)
     outcomes = summary["outcomes"]
     assert set(outcomes) <= {"ok", "cancelled"}, summary  # no wrong, out-of-order, cross-loop or error
-    assert outcomes["ok"] > 1000, summary
+    assert outcomes["ok"] > 500, summary  # it ran (about 1,800 on a quiet machine)
     assert summary["ti_counts"] > 0, summary  # the real WorkflowTrigger asked too
     assert summary["failed_triggers"] == 0, summary
     assert summary["alive_at_end"] and summary["exit_code"] == 0 and not summary["sigkilled"], summary
