@@ -52,18 +52,18 @@ class ReplySlot:
 
     __slots__ = ("field_count", "fields", "frame_id", "request_class", "waiting")
 
+    # Set by each kind's own __init__ (not through super(): one call less per request).
+    fields: bytes
+    field_count: int
+    request_class: type
+    frame_id: int  # 0 until written (requests are numbered from 1)
+    waiting: bool
+
     eager = True
     """Write this request at once when nothing is in flight, rather than with the rest of
     the scheduler pass: for callers woken one by one. Callers woken once per batch
     (an asyncio loop, another trio run) are not eager: an early reply would split
     their batch, and each batch costs a wake-up of their loop."""
-
-    def __init__(self, fields: bytes, field_count: int, request_class: type) -> None:
-        self.fields = fields
-        self.field_count = field_count
-        self.request_class = request_class
-        self.frame_id = 0  # 0 until written (requests are numbered from 1)
-        self.waiting = False
 
     def try_take(self) -> bool:
         """The writer's take: False if the caller gave up before it could be written."""
@@ -90,7 +90,7 @@ class TrioSlot(ReplySlot):
     def __init__(
         self, fields: bytes, field_count: int, request_class: type, task: trio.lowlevel.Task, actor: CommsActor
     ) -> None:
-        # ReplySlot's fields set here, not through super(): one call less per request.
+        # ReplySlot's fields, set here (see ReplySlot).
         self.fields = fields
         self.field_count = field_count
         self.request_class = request_class
@@ -132,8 +132,7 @@ class CrossThreadSlot(ReplySlot):
     __slots__ = ("_claim", "_done", "_taken", "error", "value")
 
     def __init__(self, fields: bytes, field_count: int, request_class: type) -> None:
-        # ReplySlot's fields set here, not through super(): one call less per request
-        # (as TrioSlot does); the host's thread pays for it.
+        # ReplySlot's fields, set here (see ReplySlot); the host's thread pays for it.
         self.fields = fields
         self.field_count = field_count
         self.request_class = request_class
