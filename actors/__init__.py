@@ -18,10 +18,9 @@ Logging: every module logs to a logger under ``"actors"`` (``actors._responder``
 ``actors._actor``), so ``logging.getLogger("actors")`` configures them all.
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
 
 from channel._util import fixup_module_metadata as _fixup_module_metadata
+from channel._version import __version__ as __version__
 
 from ._comms import Comms as Comms
 from ._context import RequestInfo as RequestInfo
@@ -55,12 +54,6 @@ from ._thread_mode import ThreadedComms as ThreadedComms
 from ._thread_mode import comms_in_thread as comms_in_thread
 from ._worker import connect_to_supervisor as connect_to_supervisor
 from ._worker import supervisor_socket as supervisor_socket
-
-try:
-    __version__ = _version("trio-comms")
-    """The installed trio-comms distribution's version."""
-except _PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "HANDLER_TIMEOUT",

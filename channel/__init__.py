@@ -11,8 +11,6 @@
     message = codec.decode(frame.body)    # GetVariable(key='k')
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
 
 from ._bounds import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
 from ._codec_protocol import MessageCodec as MessageCodec
@@ -42,12 +40,7 @@ from ._messages import TAG_KEY as TAG_KEY
 from ._messages import Codec as Codec
 from ._messages import Request as Request
 from ._util import fixup_module_metadata as _fixup_module_metadata
-
-try:
-    __version__ = _version("trio-comms")
-    """The installed trio-comms distribution's version."""
-except _PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+from ._version import __version__ as __version__
 
 __all__ = [
     "__version__",
