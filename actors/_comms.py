@@ -60,6 +60,7 @@ class Comms(metaclass=NoPublicConstructor):
 
     def __init__(self, actor: CommsActor, codec: MessageCodec, default_timeout: float | None) -> None:
         self._actor = actor
+        self._abandon = actor.abandon  # bound once: every trio call's slot carries it
         self._codec = codec
         self._default_timeout = default_timeout
         self._max_body = max_request_body(actor.max_frame_size)
@@ -199,7 +200,7 @@ class Comms(metaclass=NoPublicConstructor):
             fields, field_count = self._pack(message, carrier)
             if actor.lifecycle.closing:
                 raise actor.closed_error()
-            slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), actor)
+            slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), self._abandon)
             actor.submit(slot)
             try:
                 if timeout is None:

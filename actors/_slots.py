@@ -27,13 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from _thread import allocate_lock as _allocate_lock
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import outcome
 import trio
-
-if TYPE_CHECKING:
-    from ._actor import CommsActor
 
 __all__ = ["AsyncioSlot", "ForeignTrioSlot", "ReplySlot", "ThreadSlot", "TrioSlot", "WakeBatch", "flush_wakeups"]
 
@@ -85,10 +83,15 @@ class ReplySlot:
 class TrioSlot(ReplySlot):
     """A slot for a task of the actor's own trio run: everything happens on one thread."""
 
-    __slots__ = ("actor", "claimed", "task")
+    __slots__ = ("abandon", "claimed", "task")
 
     def __init__(
-        self, fields: bytes, field_count: int, request_class: type, task: trio.lowlevel.Task, actor: CommsActor
+        self,
+        fields: bytes,
+        field_count: int,
+        request_class: type,
+        task: trio.lowlevel.Task,
+        abandon: Callable[[ReplySlot], None],
     ) -> None:
         # ReplySlot's fields, set here (see ReplySlot).
         self.fields = fields
@@ -97,7 +100,7 @@ class TrioSlot(ReplySlot):
         self.frame_id = 0
         self.waiting = False
         self.task = task
-        self.actor = actor
+        self.abandon = abandon  # the actor's: the slot knows nothing else of it
         self.claimed = False
 
     def abort(self, _: object) -> trio.lowlevel.Abort:
@@ -107,7 +110,7 @@ class TrioSlot(ReplySlot):
         method rather than a closure per call: it is part of every trio call's cost.)
         """
         self.claimed = True
-        self.actor.abandon(self)
+        self.abandon(self)
         return trio.lowlevel.Abort.SUCCEEDED
 
     def try_take(self) -> bool:
