@@ -18,12 +18,11 @@ with these four methods can be passed wherever a codec is taken
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import MessageDecodeError
 
-__all__ = ["MessageCodec", "reply_table", "wrong_reply"]
+__all__ = ["MessageCodec", "wrong_reply"]
 
 
 @runtime_checkable
@@ -78,29 +77,3 @@ def wrong_reply(codec: MessageCodec, request_class: type, expected: type, reply:
         None if reply is None else got, "$",
         f"expected {want} in reply to {codec.message_type(request_class)}, got {got}",
     )
-
-
-class _AskedReplyTypes(dict[type, "type | None"]):
-    """A codec's reply types, asked of it once per request class."""
-
-    def __init__(self, codec: MessageCodec) -> None:
-        super().__init__()
-        self._codec = codec
-
-    def get(self, request_class: type, default: type | None = None) -> type | None:  # type: ignore[override]
-        try:
-            return self[request_class]
-        except KeyError:
-            reply_type = self[request_class] = self._codec.reply_type(request_class)
-            return reply_type
-
-
-def reply_table(codec: MessageCodec) -> Mapping[type, type | None] | None:
-    """What a requester looks a reply's expected type up in (``.get(request_class)``):
-    an attrs codec's own table as it is (``None`` when it declares none: no lookup at
-    all), or one that asks any other codec once per class."""
-    from ._messages import Codec  # the attrs codec builds on this module
-
-    if isinstance(codec, Codec):
-        return codec.reply_types if codec.reply_types else None
-    return _AskedReplyTypes(codec)

@@ -9,7 +9,6 @@ the codec uses. They are stable, but shaped for speed rather than comfort.
 """
 
 from ._bounds import max_containers as max_containers
-from ._codec_protocol import reply_table as reply_table
 from ._codec_protocol import wrong_reply as wrong_reply
 from ._error_body import ERROR_RESPONSE_TYPE as ERROR_RESPONSE_TYPE
 from ._error_body import pack_error_body as pack_error_body
@@ -23,6 +22,7 @@ from ._frames import pack_value as pack_value
 from ._frames import response_bytes as response_bytes
 from ._messages import message_type_of as message_type_of
 from ._messages import reply_type_of as reply_type_of
+from ._reply_table import reply_table as reply_table
 from ._util import fixup_module_metadata as _fixup_module_metadata
 
 __all__ = [
