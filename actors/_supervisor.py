@@ -5,7 +5,7 @@ Policy (backoff, restart intensity, heartbeat bookkeeping) lives in ``_policy.py
 plain classes, the states and their transitions in ``_supervisor_status.py``, and one
 spawn of the worker (serve it, watch its exit and its heartbeat, declare it dead) in
 ``_incarnation.py``. This module is :class:`Supervisor`, which runs incarnation after
-incarnation and applies the policy between them (:meth:`Supervisor.run`), and
+incarnation and applies the policy between them (``Supervisor._run``), and
 :func:`open_supervisor`.
 """
 
@@ -144,8 +144,9 @@ class Supervisor(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------------ running
 
-    async def run(self) -> None:
-        """Spawn, serve, watch and restart until cancelled or the intensity is exceeded.
+    async def _run(self) -> None:
+        """Spawn, serve, watch and restart until cancelled or the intensity is exceeded
+        (only :func:`open_supervisor` runs it).
 
         Raises:
             RestartIntensityExceeded: too many restarts within the window (status FAILED).
@@ -274,7 +275,7 @@ async def open_supervisor(
 
             async def run() -> None:
                 try:
-                    await supervisor.run()
+                    await supervisor._run()
                 except RestartIntensityExceeded as exc:
                     failure.append(exc)
                     nursery.cancel_scope.cancel()  # the block's Cancelled ends in this scope
