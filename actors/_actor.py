@@ -230,8 +230,10 @@ class CommsActor:
             slot.waiting = True
             self._awaiting_admission.append(slot)
 
-    def abandon(self, slot: ReplySlot) -> None:
-        """Forget a slot whose caller has claimed it (gave up). Actor thread.
+    def gave_up(self, slot: ReplySlot) -> None:
+        """A caller gave up its call (``slot.timed_out``: its deadline passed, else it
+        was cancelled) and has claimed its slot: count why, and forget the slot.
+        Actor thread.
 
         A slot not yet written is skipped when its turn comes, so its request is never
         written. A written one leaves ``max_in_flight`` for the bounded table of
@@ -239,6 +241,10 @@ class CommsActor:
         more than ``max_unanswered``, the peer is not answering and the channel closes
         with :class:`PeerUnresponsive`.
         """
+        if slot.timed_out:
+            self.counters.calls_timed_out += 1
+        else:
+            self.counters.calls_cancelled += 1
         if slot.waiting:
             self._abandoned_since_compaction += 1
             if self._abandoned_since_compaction > _COMPACT_WAITING_AFTER and (
@@ -267,22 +273,6 @@ class CommsActor:
         admitted, unless it took the priority lane, which never counted."""
         if self._priority is None or slot.request_class not in self._priority:
             self._admitted -= 1
-
-    def abandon_timed_out(self, slot: ReplySlot) -> None:
-        self.counters.calls_timed_out += 1
-        self.abandon(slot)
-
-    def abandon_cancelled(self, slot: ReplySlot) -> None:
-        self.counters.calls_cancelled += 1
-        self.abandon(slot)
-
-    def note_timed_out(self) -> None:
-        """Count a trio caller's timeout (its slot was abandoned by its abort)."""
-        self.counters.calls_timed_out += 1
-
-    def note_cancelled(self) -> None:
-        """Count a trio caller's cancellation (its slot was abandoned by its abort)."""
-        self.counters.calls_cancelled += 1
 
     def post(self, operation: Callable[[ReplySlot], None], slot: ReplySlot) -> None:
         """Run ``operation(slot)`` on the actor's thread, soon (see :class:`~actors._inbox.Inbox`).

@@ -60,7 +60,6 @@ class Comms(metaclass=NoPublicConstructor):
 
     def __init__(self, actor: CommsActor, codec: MessageCodec, default_timeout: float | None) -> None:
         self._actor = actor
-        self._abandon = actor.abandon  # bound once: every trio call's slot carries it
         self._codec = codec
         self._default_timeout = default_timeout
         self._max_body = max_request_body(actor.max_frame_size)
@@ -136,7 +135,8 @@ class Comms(metaclass=NoPublicConstructor):
         """A cross-thread caller whose deadline passed, having claimed its slot: tell
         the actor to forget it, and say exactly whether it had been written."""
         frame_id = slot.written_frame_id()
-        self._actor.post(self._actor.abandon_timed_out, slot)
+        slot.timed_out = True
+        self._actor.post(self._actor.gave_up, slot)
         return RequestTimeout(timeout or 0, message_type=_type_name(message), frame_id=frame_id)
 
     def _timeout(self, timeout: float | None) -> float | None:
@@ -200,17 +200,19 @@ class Comms(metaclass=NoPublicConstructor):
             fields, field_count = self._pack(message, carrier)
             if actor.lifecycle.closing:
                 raise actor.closed_error()
-            slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task(), self._abandon)
+            slot = TrioSlot(fields, field_count, type(message), trio.lowlevel.current_task())
             actor.submit(slot)
             try:
                 if timeout is None:
                     return await trio.lowlevel.wait_task_rescheduled(slot.abort)
                 with trio.move_on_after(timeout):
                     return await trio.lowlevel.wait_task_rescheduled(slot.abort)
-            except trio.Cancelled:
-                actor.note_cancelled()
+            except (trio.Cancelled, KeyboardInterrupt):  # what the abort delivers, having claimed the slot
+                slot.timed_out = False
+                actor.gave_up(slot)
                 raise
-            actor.note_timed_out()
+            slot.timed_out = True  # the deadline's cancel claimed it
+            actor.gave_up(slot)
             raise RequestTimeout(timeout, message_type=_type_name(message), frame_id=slot.frame_id or None)
         loop = _get_running_loop()
         if loop is None:
@@ -234,7 +236,8 @@ class Comms(metaclass=NoPublicConstructor):
                 raise self._gave_up(loop_slot, message, timeout) from None
         except BaseException:
             if loop_slot.try_claim():
-                actor.post(actor.abandon_cancelled, loop_slot)
+                loop_slot.timed_out = False
+                actor.post(actor.gave_up, loop_slot)
             raise
         finally:
             if timer is not None:
@@ -262,7 +265,8 @@ class Comms(metaclass=NoPublicConstructor):
                 await trio.lowlevel.wait_task_rescheduled(slot.abort)
                 return slot.unwrap()
         except trio.Cancelled:
-            actor.post(actor.abandon_cancelled, slot)
+            slot.timed_out = False
+            actor.post(actor.gave_up, slot)
             raise
         # The deadline passed and the abort claimed the slot.
         raise self._gave_up(slot, message, timeout)

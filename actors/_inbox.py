@@ -1,6 +1,6 @@
 """The actor's inbox: how other threads hand work to the actor's trio thread.
 
-A thread queues an operation on a reply slot (submit it, or abandon it) and the
+A thread queues an operation on a reply slot (submit it, or give it up) and the
 trio loop runs the queue in batches: the thread pokes the loop
 (``TrioToken.run_sync_soon``, a write to its wakeup socket) only when no drain is
 already scheduled, not once per call.

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from _thread import allocate_lock as _allocate_lock
-from collections.abc import Callable
 from typing import Any
 
 import outcome
@@ -48,7 +47,7 @@ class ReplySlot:
     the request's class (for the declared reply type), its frame id once written,
     and whether the actor has it waiting for room under ``max_in_flight``."""
 
-    __slots__ = ("field_count", "fields", "frame_id", "request_class", "waiting")
+    __slots__ = ("field_count", "fields", "frame_id", "request_class", "timed_out", "waiting")
 
     # Set by each kind's own __init__ (not through super(): one call less per request).
     fields: bytes
@@ -56,6 +55,9 @@ class ReplySlot:
     request_class: type
     frame_id: int  # 0 until written (requests are numbered from 1)
     waiting: bool
+    timed_out: bool
+    """Set only by a caller that gave up, before it hands the slot to the actor's
+    ``gave_up``: its deadline passed (True) or it was cancelled (False)."""
 
     eager = True
     """Write this request at once when nothing is in flight, rather than with the rest of
@@ -83,16 +85,9 @@ class ReplySlot:
 class TrioSlot(ReplySlot):
     """A slot for a task of the actor's own trio run: everything happens on one thread."""
 
-    __slots__ = ("abandon", "claimed", "task")
+    __slots__ = ("claimed", "task")
 
-    def __init__(
-        self,
-        fields: bytes,
-        field_count: int,
-        request_class: type,
-        task: trio.lowlevel.Task,
-        abandon: Callable[[ReplySlot], None],
-    ) -> None:
+    def __init__(self, fields: bytes, field_count: int, request_class: type, task: trio.lowlevel.Task) -> None:
         # ReplySlot's fields, set here (see ReplySlot).
         self.fields = fields
         self.field_count = field_count
@@ -100,17 +95,16 @@ class TrioSlot(ReplySlot):
         self.frame_id = 0
         self.waiting = False
         self.task = task
-        self.abandon = abandon  # the actor's: the slot knows nothing else of it
         self.claimed = False
 
     def abort(self, _: object) -> trio.lowlevel.Abort:
-        """``wait_task_rescheduled``'s abort function: the caller was cancelled.
+        """``wait_task_rescheduled``'s abort function: the caller was cancelled (or its
+        deadline passed), and hands the slot to the actor's ``gave_up`` as it unwinds.
 
         A slot the actor resolved is never aborted, so this claim always wins. (A
         method rather than a closure per call: it is part of every trio call's cost.)
         """
         self.claimed = True
-        self.abandon(self)
         return trio.lowlevel.Abort.SUCCEEDED
 
     def try_take(self) -> bool:
