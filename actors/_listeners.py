@@ -11,7 +11,7 @@ import trio
 from channel import MessageCodec, RemoteProtocolError
 
 from ._errors import PeerNotReading
-from ._responder import Handler, serve
+from ._responder import Handler, serve, serve_config
 
 __all__ = ["serve_listeners"]
 
@@ -49,10 +49,13 @@ async def serve_listeners(
             (``max_concurrency``, ``hello``, ``handler_timeout``, ...).
 
     Raises:
+        TypeError, ValueError: ``codec``, ``handler`` or an option is one ``serve``
+            would refuse (raised at once, before anything is accepted).
         Whatever ``trio.serve_listeners`` raises (an accept error it does not retry),
         and a bug in ``handler`` that escapes ``serve`` (none should: a handler's
         exception answers its request).
     """
+    serve_config("serve_listeners", codec, handler, **serve_options)  # not at the first connection
 
     async def serve_one(stream: trio.abc.Stream) -> None:
         peer = _peer_of(stream)

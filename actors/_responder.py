@@ -33,6 +33,7 @@ from channel import (
 )
 from channel.lowlevel import FrameFields, pack_error_body, response_bytes
 
+from ._arguments import check_codec
 from ._context import RequestInfo, request_info
 from ._errors import PeerNotReading
 from ._options import ServeConfig
@@ -383,19 +384,34 @@ async def serve(
             stream inside a frame); running handlers are cancelled and the stream closed.
         PeerNotReading: replies were waiting and none could be written for
             ``stall_timeout`` seconds; running handlers are cancelled and the stream closed.
-        TypeError: ``handler`` is not an ``async def`` function (raised at once).
+        TypeError: ``codec`` is not a codec, or ``handler`` is not an ``async def``
+            function (raised at once).
         MessageEncodeError: ``hello`` cannot be encoded (raised before anything is read).
         ValueError: ``max_concurrency`` or ``max_queued`` is not an int >= 1,
             ``drain_timeout`` is negative, ``max_unwritten`` or ``max_queued_bytes``
             negative, ``stall_timeout`` or ``handler_timeout`` not positive.
     """
-    if not _is_async_callable(handler):
-        raise TypeError(
-            f"serve() needs an async handler (`async def handler(message): ...`), not {handler!r}"
-        )
-    config = ServeConfig(
+    config = serve_config(
+        "serve", codec, handler,
         max_concurrency=max_concurrency, hello=hello, max_frame_size=max_frame_size, drain_timeout=drain_timeout,
         incarnation=incarnation, max_unwritten=max_unwritten, stall_timeout=stall_timeout, max_queued=max_queued,
         max_queued_bytes=max_queued_bytes, priority=priority, handler_timeout=handler_timeout,
     )
     await _Responder(stream, codec, handler, config).serve(task_status)
+
+
+def serve_config(opener: str, codec: object, handler: object, **options: Any) -> ServeConfig:
+    """:func:`serve`'s arguments, checked, as its config: for ``serve`` and for
+    ``serve_listeners`` (which checks once, before it accepts anyone).
+
+    Raises:
+        TypeError: ``codec`` is not a codec, ``handler`` is not an ``async def``
+            function, or an option is not one of :func:`serve`'s.
+        ValueError: an option is out of its range (as :func:`serve` says).
+    """
+    check_codec(codec, opener)
+    if not _is_async_callable(handler):
+        raise TypeError(
+            f"{opener}() needs an async handler (`async def handler(message): ...`), not {handler!r}"
+        )
+    return ServeConfig(**options)

@@ -64,3 +64,38 @@ async def test_open_supervisor_refuses_a_command_that_is_not_an_argv(command: An
     with pytest.raises(TypeError, match=match):
         async with actors.open_supervisor(command, CODEC, handler):
             pass
+
+
+async def test_serve_refuses_something_that_is_not_a_codec(stream_pair) -> None:
+    ours, _ = stream_pair
+
+    async def handler(message: Any) -> Any:
+        return message
+
+    with trio.fail_after(10), pytest.raises(TypeError, match=r"serve takes a codec: .* not list \(no pack, decode"):
+        await actors.serve(ours, [Echo], handler)  # type: ignore[arg-type]
+
+
+async def test_serve_listeners_refuses_bad_arguments_before_it_accepts_anyone() -> None:
+    """Once, at the call: not at each connection, where a sync handler's TypeError
+    would escape ``serve`` and end the whole server on its first client."""
+
+    async def handler(message: Any) -> Any:
+        return message
+
+    def sync_handler(message: Any) -> Any:
+        return message
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    try:
+        with trio.fail_after(10), pytest.raises(TypeError, match=r"serve_listeners takes a codec"):
+            await actors.serve_listeners(listeners, [Echo], handler)  # type: ignore[arg-type]
+        with trio.fail_after(10), pytest.raises(TypeError, match=r"serve_listeners\(\) needs an async handler"):
+            await actors.serve_listeners(listeners, CODEC, sync_handler)
+        with trio.fail_after(10), pytest.raises(ValueError, match="max_concurrency"):
+            await actors.serve_listeners(listeners, CODEC, handler, max_concurrency=0)
+        with trio.fail_after(10), pytest.raises(TypeError, match="no_such_option"):
+            await actors.serve_listeners(listeners, CODEC, handler, no_such_option=1)
+    finally:
+        for listener in listeners:
+            await listener.aclose()
