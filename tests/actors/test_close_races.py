@@ -122,14 +122,22 @@ def test_a_loop_that_stopped_right_after_calling_is_not_kept() -> None:
     ours, theirs = stdlib_socketpair()
     with responder_thread(theirs), actors.comms_in_thread(ours, CODEC, timeout=TEST_TIMEOUT) as comms:
         loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
-        for _ in range(50):
-            loop = asyncio.new_event_loop()
-            calls: list[asyncio.Future[object]] = []
-            loop.run_until_complete(_start_one_call(comms, calls))
-            loop.close()
-            loops.append(weakref.ref(loop))
-            del loop, calls
-        gc.collect()
+        # No automatic collection, in any thread, until ours: CPython's gc.collect()
+        # does nothing while another thread's collection runs (the actor's and the
+        # responder's threads allocate too), and then the last loop's cycle would
+        # still be there, uncollected, when we look (seen once, under load).
+        gc.disable()
+        try:
+            for _ in range(50):
+                loop = asyncio.new_event_loop()
+                calls: list[asyncio.Future[object]] = []
+                loop.run_until_complete(_start_one_call(comms, calls))
+                loop.close()
+                loops.append(weakref.ref(loop))
+                del loop, calls
+            gc.collect()
+        finally:
+            gc.enable()
         kept = [ref for ref in loops if ref() is not None]
         assert not kept, f"{len(kept)} of {len(loops)} stopped loops kept"
         assert comms.send(Echo(text="still works")) == Echoed(text="still works")
