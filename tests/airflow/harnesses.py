@@ -14,11 +14,12 @@ STOCK_3_1 = airflow.__version__.startswith("3.1.")
 SECONDS = "20"
 
 
-def run(module: str, comms: str, callers: str, *, timeout: float) -> dict:
-    """Run ``python -m tests.airflow.<module>`` for ``SECONDS`` and return its summary."""
+def run(module: str, comms: str, callers: str, *, timeout: float, churn: int = 5) -> dict:
+    """Run ``python -m tests.airflow.<module>`` for ``SECONDS`` with ``churn``
+    cancellations a second and return its summary."""
     result = subprocess.run(
         [sys.executable, "-m", f"tests.airflow.{module}", "--comms", comms, "--callers", callers,
-         "--seconds", SECONDS],
+         "--seconds", SECONDS, "--churn", str(churn)],
         capture_output=True, text=True, timeout=timeout, check=True,
     )
     summary: dict = json.loads(result.stdout.strip().splitlines()[-1])

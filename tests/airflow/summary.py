@@ -11,7 +11,7 @@ import datetime
 import json
 import sys
 
-COLUMNS = ("Airflow", "comms", "callers", "ok", "wrong", "out of order", "cross-loop", "errors")
+COLUMNS = ("Airflow", "comms", "callers", "churn", "ok", "wrong", "out of order", "cross-loop", "errors")
 
 
 def harness_a(run: dict) -> str:
@@ -34,7 +34,7 @@ def row(run: dict) -> list[str]:
     outcomes = run["outcomes"]
     errors = sum(n for kind, n in outcomes.items() if kind.startswith("error"))
     end = harness_b(run) if run["harness"] == "B" else harness_a(run)
-    return [run["airflow"], run["comms"], run["callers"], str(outcomes.get("ok", 0)), str(outcomes.get("wrong", 0)),
+    return [run["airflow"], run["comms"], run["callers"], f"{run['churn']}/s", str(outcomes.get("ok", 0)), str(outcomes.get("wrong", 0)),
             str(outcomes.get("out-of-order", 0)), str(outcomes.get("cross-loop", 0)), str(errors), end]
 
 
@@ -42,13 +42,13 @@ def text(runs: list[dict]) -> str:
     lines = []
     for harness in ("A", "B"):
         lines.append(f"harness {harness}")
-        lines.append(f"{'Airflow':8} {'comms':11} {'callers':14} {'ok':>6} {'wrong':>6} {'out of order':>12} "
-                     f"{'cross-loop':>10} {'errors':>6}  end")
+        lines.append(f"{'Airflow':8} {'comms':11} {'callers':14} {'churn':>5} {'ok':>6} {'wrong':>6} "
+                     f"{'out of order':>12} {'cross-loop':>10} {'errors':>6}  end")
         for run in runs:
             if run["harness"] == harness:
                 cells = row(run)
-                lines.append(f"{cells[0]:8} {cells[1]:11} {cells[2]:14} {cells[3]:>6} {cells[4]:>6} {cells[5]:>12} "
-                             f"{cells[6]:>10} {cells[7]:>6}  {cells[8]}")
+                lines.append(f"{cells[0]:8} {cells[1]:11} {cells[2]:14} {cells[3]:>5} {cells[4]:>6} {cells[5]:>6} "
+                             f"{cells[6]:>12} {cells[7]:>10} {cells[8]:>6}  {cells[9]}")
     return "\n".join(lines) + "\n"
 
 
@@ -57,10 +57,10 @@ def rst(runs: list[dict]) -> str:
     seconds = {run["seconds"] for run in runs}
     parts = [f"*Written by* ``make test-airflow`` *on {day}, {', '.join(f'{s:g}' for s in sorted(seconds))} s per run, "
              "one run each, on the shared 2-core machine.*\n"]
-    for harness, title in (("A", "Harness A: the real supervisor and runner, 300 triggers, 5 cancelled and "
+    for harness, title in (("A", "Harness A: the real supervisor and runner, 300 triggers, churn cancelled and "
                                  "created a second"),
                            ("B", "Harness B: the real ``airflow triggerer`` on SQLite, 300 deferred task instances, "
-                                 "5 marked success a second")):
+                                 "churn marked success a second")):
         parts.append(f".. list-table:: {title}\n   :header-rows: 1\n")
         parts.append("   * - " + "\n     - ".join([*COLUMNS, "end"]))
         for run in runs:
