@@ -18,7 +18,6 @@ Logging: every module logs to a logger under ``"actors"`` (``actors._responder``
 ``actors._actor``), so ``logging.getLogger("actors")`` configures them all.
 """
 
-
 from channel._util import fixup_module_metadata as _fixup_module_metadata
 from channel._version import __version__ as __version__
 

@@ -9,14 +9,18 @@ raises ``TypeError`` at the call with what to pass instead.
 
 from __future__ import annotations
 
+import inspect
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import trio
 
 from channel import Codec
 
-__all__ = ["check_codec", "check_command", "check_socket", "check_stream"]
+from ._options import ServeConfig
+
+__all__ = ["check_codec", "check_command", "check_socket", "check_stream", "serve_config"]
 
 
 def check_stream(stream: object, opener: str) -> None:
@@ -81,3 +85,28 @@ def check_command(command: object) -> list[str]:
         if not isinstance(part, str):
             raise TypeError(f"every part of open_supervisor's command must be a str, not {part!r}")
     return list(command)
+
+
+def serve_config(opener: str, codec: object, handler: object, **options: Any) -> ServeConfig:
+    """:func:`~actors.serve`'s arguments, checked, as its config: for ``serve`` and
+    for ``serve_listeners`` (which checks once, before it accepts anyone).
+
+    Raises:
+        TypeError: ``codec`` is not a codec, ``handler`` is not an ``async def``
+            function, or an option is not one of ``serve``'s.
+        ValueError: an option is out of its range (as ``serve`` says).
+    """
+    check_codec(codec, opener)
+    if not _is_async_callable(handler):
+        raise TypeError(
+            f"{opener}() needs an async handler (`async def handler(message): ...`), not {handler!r}"
+        )
+    return ServeConfig(**options)
+
+
+def _is_async_callable(handler: object) -> bool:
+    while hasattr(handler, "func"):  # functools.partial
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )

@@ -10,8 +10,9 @@ import trio
 
 from channel import MessageCodec, RemoteProtocolError
 
+from ._arguments import serve_config
 from ._errors import PeerNotReading
-from ._responder import Handler, serve, serve_config
+from ._responder import Handler, serve
 
 __all__ = ["serve_listeners"]
 

@@ -13,7 +13,6 @@ what ends a stream.
 from __future__ import annotations
 
 import collections
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +32,7 @@ from channel import (
 )
 from channel.lowlevel import FrameFields, pack_error_body, response_bytes
 
-from ._arguments import check_codec
+from ._arguments import serve_config
 from ._context import RequestInfo, request_info
 from ._errors import PeerNotReading
 from ._options import ServeConfig
@@ -45,14 +44,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Awaitable[Any]]
 """``async def handler(message) -> reply message or None``."""
-
-
-def _is_async_callable(handler: object) -> bool:
-    while hasattr(handler, "func"):  # functools.partial
-        handler = handler.func
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
 
 
 HANDLER_TIMEOUT = "HANDLER_TIMEOUT"
@@ -399,19 +390,3 @@ async def serve(
     )
     await _Responder(stream, codec, handler, config).serve(task_status)
 
-
-def serve_config(opener: str, codec: object, handler: object, **options: Any) -> ServeConfig:
-    """:func:`serve`'s arguments, checked, as its config: for ``serve`` and for
-    ``serve_listeners`` (which checks once, before it accepts anyone).
-
-    Raises:
-        TypeError: ``codec`` is not a codec, ``handler`` is not an ``async def``
-            function, or an option is not one of :func:`serve`'s.
-        ValueError: an option is out of its range (as :func:`serve` says).
-    """
-    check_codec(codec, opener)
-    if not _is_async_callable(handler):
-        raise TypeError(
-            f"{opener}() needs an async handler (`async def handler(message): ...`), not {handler!r}"
-        )
-    return ServeConfig(**options)
